@@ -28,3 +28,8 @@ pub mod ports;
 
 pub use config::{BlockMode, Config, HistoryFormat};
 pub use ports::PortSet;
+pub mod event;
+pub mod mode;
+
+pub use event::{Alert, Event, IgnoreReason, Release};
+pub use mode::Mode;

@@ -86,6 +86,9 @@ pub struct Config {
     pub detect_ack_scans: bool,
     /// `NEVER_BLOCK_GATEWAYS` (new): never block the default gateways and resolvers.
     pub never_block_infrastructure: bool,
+    /// `NFT_SET` (new): the nftables set that blocked addresses are added to, as
+    /// `"FAMILY TABLE SET"` (e.g. `"inet portsentry blocked"`); `None` disables it.
+    pub nft_set: Option<String>,
     /// `PORT_BANNER`: text sent to connect-mode clients.
     pub port_banner: Option<String>,
 }
@@ -129,6 +132,7 @@ impl Default for Config {
             block_timeout: None,
             detect_ack_scans: false,
             never_block_infrastructure: true,
+            nft_set: None,
             port_banner: None,
         }
     }

@@ -1,0 +1,94 @@
+//! What the detector decides about each probe.
+//!
+//! The detector (in `detector.rs`, owned by the detector work) returns one [`Event`] per
+//! probe; responders act on [`Alert`]s and [`Release`]s. These types are small and `Copy` so
+//! that the hot path never allocates.
+
+use std::net::IpAddr;
+
+use crate::config::BlockMode;
+use crate::mode::Mode;
+use crate::probe::{Probe, Timestamp};
+
+/// Why a probe's source is never counted or blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IgnoreReason {
+    /// The source matches an entry of the ignore file.
+    IgnoreFile,
+    /// The source is one of this host's own addresses.
+    OwnAddress,
+    /// The source is one of this host's default gateways.
+    Gateway,
+    /// The source is one of the configured DNS resolvers.
+    Resolver,
+    /// The source is a loopback address.
+    Loopback,
+}
+
+impl IgnoreReason {
+    /// A short stable name: `ignore_file`, `own_address`, `gateway`, `resolver`, `loopback`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::IgnoreFile => "ignore_file",
+            Self::OwnAddress => "own_address",
+            Self::Gateway => "gateway",
+            Self::Resolver => "resolver",
+            Self::Loopback => "loopback",
+        }
+    }
+}
+
+/// A source crossed the trigger: something should be logged and maybe blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alert {
+    /// The probe that crossed the trigger.
+    pub probe: Probe,
+    /// The mode that saw it (the `$MODE$` token).
+    pub mode: Mode,
+    /// Distinct (protocol, port) pairs this source probed inside the window, this one included.
+    pub distinct_ports: u32,
+    /// What the configuration says to do (`BLOCK_TCP`/`BLOCK_UDP`).
+    pub response: BlockMode,
+}
+
+/// A block expired (`BLOCK_TIMEOUT`): release actions should run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release {
+    /// The address that was blocked.
+    pub address: IpAddr,
+    /// When the block was made.
+    pub blocked_at: Timestamp,
+    /// When it expired.
+    pub released_at: Timestamp,
+}
+
+/// The detector's decision about one probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The port is not monitored in this mode (or the probe kind does not count): nothing to do.
+    NotMonitored(Probe),
+    /// The source is protected and is never counted or blocked.
+    Ignored {
+        /// The probe.
+        probe: Probe,
+        /// Why it is ignored.
+        reason: IgnoreReason,
+    },
+    /// Counted, but the source has not reached `SCAN_TRIGGER` yet.
+    BelowTrigger {
+        /// The probe.
+        probe: Probe,
+        /// Distinct ports so far, this one included.
+        distinct_ports: u32,
+        /// The configured trigger.
+        trigger: u32,
+    },
+    /// The source crossed the trigger.
+    Alert(Alert),
+    /// The source is already blocked; no action runs again.
+    AlreadyBlocked(Probe),
+    /// A block expired.
+    Released(Release),
+}
