@@ -1,10 +1,26 @@
-//! Python bindings for `portsentry-core`.
+//! Python bindings for `portsentry-core`: the private native module `portsentry._portsentry`.
 //!
-//! The wheel itself (PyO3 + maturin) is built in a later step; this crate
-//! already compiles inside the workspace so that `cargo test --workspace`
-//! covers it from the start.
+//! Everything here is a thin wrapper; behaviour lives (and is tested) in `portsentry-core`.
 
-/// The version of the core library these bindings wrap.
-pub fn core_version() -> &'static str {
-    portsentry_core::VERSION
+use pyo3::prelude::*;
+
+pyo3::create_exception!(
+    portsentry,
+    PortsentryError,
+    pyo3::exceptions::PyException,
+    "Base class of every error raised by portsentry."
+);
+
+/// The native module; `portsentry/__init__.py` re-exports its public names.
+#[pymodule]
+mod _portsentry {
+    #[pymodule_export]
+    use super::PortsentryError;
+
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", portsentry_core::VERSION)
+    }
 }

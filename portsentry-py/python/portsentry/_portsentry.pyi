@@ -1,0 +1,5 @@
+__all__ = ["PortsentryError", "__version__"]
+
+__version__: str
+
+class PortsentryError(Exception): ...
