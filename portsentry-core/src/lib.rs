@@ -33,3 +33,6 @@ pub mod mode;
 
 pub use event::{Alert, Event, IgnoreReason, Release};
 pub use mode::Mode;
+#[cfg(all(feature = "capture", target_os = "linux"))]
+pub mod capture;
+pub mod host;
