@@ -169,7 +169,7 @@ fn read_optional(path: &Path) -> Result<Option<String>, HostInfoError> {
 
 /// A `/proc` network file of the calling thread's network namespace: `/proc/thread-self/net`
 /// (a thread may have entered another namespace), else `/proc/net`.
-fn proc_net(file: &str) -> PathBuf {
+pub(crate) fn proc_net(file: &str) -> PathBuf {
     let own = Path::new("/proc/thread-self/net").join(file);
     if own.exists() {
         own

@@ -36,3 +36,5 @@ pub use mode::Mode;
 #[cfg(all(feature = "capture", target_os = "linux"))]
 pub mod capture;
 pub mod host;
+#[cfg(feature = "procfs")]
+pub mod listening;
