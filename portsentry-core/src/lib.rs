@@ -35,6 +35,8 @@ pub use event::{Alert, Event, IgnoreReason, Release};
 pub use mode::Mode;
 #[cfg(all(feature = "capture", target_os = "linux"))]
 pub mod capture;
+#[cfg(all(feature = "capture", target_os = "linux"))]
+pub mod connect;
 pub mod host;
 #[cfg(feature = "procfs")]
 pub mod listening;

@@ -398,3 +398,114 @@ pub(crate) fn drop_effective_capability(capability: u32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// One datagram taken by [`recv_datagram`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Datagram {
+    /// The sender, when the kernel gave an IPv4 or IPv6 address.
+    pub(crate) source: Option<std::net::SocketAddr>,
+    /// The datagram's destination address, from the `IP_PKTINFO`/`IPV6_PKTINFO` control
+    /// message (needs [`enable_packet_info`] on the socket).
+    pub(crate) destination: Option<IpAddr>,
+}
+
+/// Asks the kernel to attach the destination address to each datagram received on a UDP
+/// socket (`IP_PKTINFO`, and `IPV6_RECVPKTINFO` for an IPv6 socket).
+pub(crate) fn enable_packet_info(socket: &impl AsFd, ipv6: bool) -> io::Result<()> {
+    set_int_option(socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
+    if ipv6 {
+        set_int_option(socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
+    }
+    Ok(())
+}
+
+/// Takes one queued datagram without blocking (`WouldBlock` when none is queued); its
+/// payload goes to `buffer` (cut at its length) and is not looked at.
+pub(crate) fn recv_datagram(socket: &impl AsFd, buffer: &mut [u8]) -> io::Result<Datagram> {
+    // SAFETY: sockaddr_storage, iovec and msghdr are plain C structs; all-zero is valid.
+    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut control = [0u64; 16];
+    let mut iovec = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // SAFETY: as above.
+    let mut header: libc::msghdr = unsafe { zeroed() };
+    header.msg_name = std::ptr::from_mut(&mut name).cast();
+    header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    header.msg_iov = &raw mut iovec;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = size_of_val(&control);
+    // SAFETY: the header points at `name`, `iovec` (and through it `buffer`) and `control`,
+    // all live and exclusively borrowed for the call, with their true lengths; recvmsg(2)
+    // writes within them.
+    let rc = unsafe {
+        libc::recvmsg(
+            socket.as_fd().as_raw_fd(),
+            &raw mut header,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Datagram {
+        source: socket_address(&name),
+        destination: packet_info_destination(&header),
+    })
+}
+
+/// A `sockaddr_storage` filled by the kernel, as a std socket address (IPv4 or IPv6 only).
+fn socket_address(storage: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: family AF_INET: the storage holds a sockaddr_in (storage is larger and
+            // suitably aligned for it).
+            let sin: libc::sockaddr_in =
+                unsafe { std::ptr::read(std::ptr::from_ref(storage).cast()) };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(std::net::SocketAddr::from((ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: family AF_INET6: the storage holds a sockaddr_in6.
+            let sin6: libc::sockaddr_in6 =
+                unsafe { std::ptr::read(std::ptr::from_ref(storage).cast()) };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(std::net::SocketAddr::from((
+                ip,
+                u16::from_be(sin6.sin6_port),
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// The destination address carried by an `IP_PKTINFO` or `IPV6_PKTINFO` control message.
+fn packet_info_destination(header: &libc::msghdr) -> Option<IpAddr> {
+    // SAFETY: `header` was filled by recvmsg(2); msg_controllen is what the kernel wrote
+    // into our control buffer, so the CMSG_* walk stays inside it.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(header) };
+    while !cmsg.is_null() {
+        // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR return null or a complete cmsghdr in the buffer.
+        let current = unsafe { &*cmsg };
+        if current.cmsg_level == libc::IPPROTO_IP && current.cmsg_type == libc::IP_PKTINFO {
+            // SAFETY: an IP_PKTINFO message carries one in_pktinfo; read_unaligned avoids
+            // any alignment assumption.
+            let info: libc::in_pktinfo =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            return Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                info.ipi_addr.s_addr,
+            ))));
+        }
+        if current.cmsg_level == libc::IPPROTO_IPV6 && current.cmsg_type == libc::IPV6_PKTINFO {
+            // SAFETY: an IPV6_PKTINFO message carries one in6_pktinfo.
+            let info: libc::in6_pktinfo =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            return Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+        }
+        // SAFETY: `cmsg` is a valid header inside the control buffer (see above).
+        cmsg = unsafe { libc::CMSG_NXTHDR(header, cmsg) };
+    }
+    None
+}
