@@ -19,12 +19,12 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
-use crate::capture::{enable_packet_info, poll, recv_datagram};
-use crate::{PortSet, Probe, Protocol, ScanKind, Timestamp};
+use crate::capture::{enable_packet_info, now, poll, recv_datagram};
+use crate::{PortSet, Probe, Protocol, ScanKind};
 
 /// The listen backlog of each TCP socket.
 const BACKLOG: i32 = 16;
@@ -270,13 +270,6 @@ fn bind_one(protocol: Protocol, port: u16) -> io::Result<Listener> {
             Ok(Listener::Udp(Arc::new(socket.into())))
         }
     }
-}
-
-fn now() -> Timestamp {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_secs_nanos(since.as_secs(), since.subsec_nanos())
 }
 
 fn tcp_contact(stream: Socket) -> Option<Contact> {

@@ -375,8 +375,9 @@ impl Capture {
     }
 }
 
-/// The system clock, for the (never expected) frame without a kernel timestamp.
-fn now() -> Timestamp {
+/// The system clock as a [`Timestamp`] (for a frame without a kernel timestamp, which is
+/// never expected, and for connect-mode contacts).
+pub(crate) fn now() -> Timestamp {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
