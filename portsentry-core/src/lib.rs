@@ -33,3 +33,10 @@ pub mod mode;
 
 pub use event::{Alert, Event, IgnoreReason, Release};
 pub use mode::Mode;
+#[cfg(all(feature = "capture", target_os = "linux"))]
+pub mod capture;
+#[cfg(all(feature = "capture", target_os = "linux"))]
+pub mod connect;
+pub mod host;
+#[cfg(feature = "procfs")]
+pub mod listening;
