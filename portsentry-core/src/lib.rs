@@ -33,3 +33,4 @@ pub mod mode;
 
 pub use event::{Alert, Event, IgnoreReason, Release};
 pub use mode::Mode;
+pub mod respond;
