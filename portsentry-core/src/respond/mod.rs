@@ -70,17 +70,17 @@ pub mod actions;
 pub mod blocked_file;
 pub mod command;
 // pub mod dispatch;
-// pub mod history;
+pub mod history;
 pub mod hosts_deny;
-// pub mod log;
+pub mod log;
 // pub mod nft;
 // pub mod resolve;
-// mod timefmt;
+mod timefmt;
 
 pub use actions::Actions;
-// pub use history::HistoryResponder;
+pub use history::HistoryResponder;
 pub use hosts_deny::HostsDeny;
-// pub use log::{LogResponder, LogStyle};
+pub use log::{LogResponder, LogStyle};
 // pub use nft::NftSet;
 
 /// Whether a responder's success decides if a host counts as blocked.
@@ -246,6 +246,8 @@ pub enum Notice<'a> {
     },
     /// Jobs were dropped because the dispatch queues were full (see [`dispatch`]).
     Dropped {
+        /// When the drops were noticed (wall clock of the dispatcher).
+        at: crate::probe::Timestamp,
         /// Alerts dropped (each was reported back as a failed block).
         alerts: u64,
         /// Releases dropped.
