@@ -73,7 +73,7 @@ pub mod command;
 pub mod history;
 pub mod hosts_deny;
 pub mod log;
-// pub mod nft;
+pub mod nft;
 // pub mod resolve;
 mod timefmt;
 
@@ -81,7 +81,7 @@ pub use actions::Actions;
 pub use history::HistoryResponder;
 pub use hosts_deny::HostsDeny;
 pub use log::{LogResponder, LogStyle};
-// pub use nft::NftSet;
+pub use nft::NftSet;
 
 /// Whether a responder's success decides if a host counts as blocked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
