@@ -441,7 +441,7 @@ mod tests {
         let nft = NftSet::new("inet portsentry blocked", Some(Duration::from_secs(3600)))
             .unwrap()
             .with_program(ns.nft());
-        let mut fanout = Fanout::new().with(nft.clone());
+        let mut fanout = Fanout::new().with(nft);
         let v4 = alert("203.0.113.5", 11, Mode::StealthTcp, BlockMode::Block);
         let v6 = alert("2001:db8::5", 11, Mode::StealthTcp, BlockMode::Block);
         let log_only = alert("203.0.113.6", 11, Mode::StealthTcp, BlockMode::LogOnly);
