@@ -34,3 +34,9 @@ pub mod mode;
 pub use event::{Alert, Event, IgnoreReason, Release};
 pub use mode::Mode;
 pub mod respond;
+
+pub use respond::dispatch::{DispatchConfig, Dispatcher, Report, Submitted};
+pub use respond::{
+    Actions, AlertContext, AlertReport, BlockStatus, Fanout, HistoryResponder, LogResponder,
+    LogStyle, NftSet, Outcome, ReleaseContext, ReleaseReport, Responder, ResponderError, Role,
+};

@@ -69,12 +69,12 @@ use crate::probe::Probe;
 pub mod actions;
 pub mod blocked_file;
 pub mod command;
-// pub mod dispatch;
+pub mod dispatch;
 pub mod history;
 pub mod hosts_deny;
 pub mod log;
 pub mod nft;
-// pub mod resolve;
+pub mod resolve;
 mod timefmt;
 
 pub use actions::Actions;
@@ -804,6 +804,35 @@ pub fn address_text(address: IpAddr) -> String {
     }
 }
 
+/// Builds the standard responder set from a [`Config`](crate::Config): the PortSentry
+/// [`Actions`] (when any `KILL_*`/`UNBLOCK_CMD` is set), the [`NftSet`] (when `NFT_SET` is
+/// set) and the [`HistoryResponder`] (when `HISTORY_FILE` is set), plus `log` if given.
+///
+/// # Errors
+///
+/// [`ResponderError::Config`] for an unusable `NFT_SET` or template, [`ResponderError::Io`]
+/// when the history file cannot be opened.
+pub fn from_config(
+    config: &crate::Config,
+    log: Option<Box<dyn Responder>>,
+) -> Result<Fanout, ResponderError> {
+    let mut fanout = Fanout::new();
+    let actions = Actions::from_config(config)?;
+    if !actions.is_empty() {
+        fanout.push(actions);
+    }
+    if let Some(nft) = NftSet::from_config(config)? {
+        fanout.push(nft);
+    }
+    if let Some(history) = HistoryResponder::from_config(config)? {
+        fanout.push(history);
+    }
+    if let Some(log) = log {
+        fanout.push_boxed(log);
+    }
+    Ok(fanout)
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
     use std::net::IpAddr;
@@ -949,6 +978,31 @@ mod tests {
         };
         assert_eq!(e.to_string(), "1 of 2 blocking steps failed: route: exit 2");
         assert_eq!(e.steps().len(), 2);
+    }
+
+    #[test]
+    fn from_config_builds_the_standard_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::Config {
+            kill_route: Some("true $TARGET$".into()),
+            nft_set: Some("inet portsentry blocked".into()),
+            history_file: Some(dir.path().join("history")),
+            ..crate::Config::default()
+        };
+        let log = Box::new(LogResponder::new(Vec::new(), LogStyle::Json));
+        let fanout = from_config(&config, Some(log)).unwrap();
+        assert_eq!(fanout.names(), ["actions", "nft", "history", "log"]);
+        assert!(dir.path().join("history").exists());
+        let empty = from_config(&crate::Config::default(), None).unwrap();
+        assert!(empty.is_empty());
+        let bad = crate::Config {
+            nft_set: Some("inet".into()),
+            ..crate::Config::default()
+        };
+        assert!(matches!(
+            from_config(&bad, None),
+            Err(ResponderError::Config(_))
+        ));
     }
 
     #[test]
