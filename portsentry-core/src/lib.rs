@@ -40,3 +40,10 @@ pub mod connect;
 pub mod host;
 #[cfg(feature = "procfs")]
 pub mod listening;
+pub mod respond;
+
+pub use respond::dispatch::{DispatchConfig, Dispatcher, Report, Submitted};
+pub use respond::{
+    Actions, AlertContext, AlertReport, BlockStatus, Fanout, HistoryResponder, LogResponder,
+    LogStyle, NftSet, Outcome, ReleaseContext, ReleaseReport, Responder, ResponderError, Role,
+};
