@@ -24,6 +24,7 @@ pub use probe::{Probe, Protocol, ScanKind, TcpFlags, Timestamp};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub mod config;
+pub mod ignore;
 pub mod located;
 pub mod ports;
 
