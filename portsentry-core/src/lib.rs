@@ -26,6 +26,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod config;
 pub mod ignore;
 pub mod located;
+pub mod permissions;
 pub mod ports;
 
 pub use config::{BlockMode, Config, HistoryFormat};
