@@ -76,7 +76,7 @@ pub(crate) fn render(checked: &Checked) -> String {
     r.section("detection");
     let trigger = match c.scan_trigger {
         0 | 1 => format!("{} (the first probe alarms)", c.scan_trigger),
-        n => format!("{n} (the {n}th distinct port alarms)"),
+        n => format!("{n} (alarms when one source has probed {n} distinct ports)"),
     };
     r.item("SCAN_TRIGGER", trigger);
     r.item("SCAN_WINDOW", seconds(c.scan_window));
