@@ -8,6 +8,8 @@
 //! * [`config`]: `portsentry.conf` in both PortSentry dialects, parsed and validated.
 //! * [`ports`]: [`PortSet`], a 65 536-bit set parsed from `"1,7,512-515"`.
 //! * [`ignore`]: the never-block list (`portsentry.ignore`).
+//! * [`permissions`]: are the config and ignore files writable by anyone but root?
+//! * [`located`]: problems with `file:line: KEY:` positions, shared by the file parsers.
 //!
 //! Nothing in this crate reads the clock on the detection path: time arrives with each
 //! frame, so replaying a capture gives the same results every time.
@@ -36,3 +38,4 @@ pub mod mode;
 
 pub use event::{Alert, Event, IgnoreReason, Release};
 pub use mode::Mode;
+pub use ignore::IgnoreList;
