@@ -38,4 +38,5 @@ pub mod mode;
 
 pub use event::{Alert, Event, IgnoreReason, Release};
 pub use mode::Mode;
+
 pub use ignore::IgnoreList;
