@@ -77,7 +77,7 @@ pub enum IgnoreProblemKind {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IgnoreError {
-    /// The file could not be read: missing, unreadable, or not UTF-8 text.
+    /// The file could not be read: missing or unreadable.
     #[error("cannot read ignore file {}: {source}", path.display())]
     Read {
         /// The file.
@@ -255,15 +255,20 @@ impl IgnoreList {
     ///
     /// # Errors
     ///
-    /// [`IgnoreError::Read`] when the file cannot be read or is not UTF-8;
+    /// [`IgnoreError::Read`] when the file cannot be read;
     /// [`IgnoreError::Invalid`] listing every invalid line otherwise.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, IgnoreError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| IgnoreError::Read {
+        let bytes = std::fs::read(path).map_err(|source| IgnoreError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text, &path.display().to_string())
+        // Bytes that are not UTF-8 become U+FFFD: harmless in a comment, and never part of
+        // a valid address, so such an entry is reported as invalid.
+        Self::parse(
+            &String::from_utf8_lossy(&bytes),
+            &path.display().to_string(),
+        )
     }
 }
 

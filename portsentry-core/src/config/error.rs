@@ -83,6 +83,9 @@ pub enum ProblemKind {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The value holds bytes that are not UTF-8 text (seen only by [`Config::load`](super::Config::load)).
+    #[error("the value holds bytes that are not UTF-8 text")]
+    NotUtf8,
     /// A path containing a control character (a NUL, a tab, a newline...).
     #[error("the path contains a control character")]
     ControlCharacterInPath,
@@ -122,7 +125,7 @@ pub enum WarningKind {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file could not be read: missing, unreadable, or not UTF-8 text.
+    /// The file could not be read: missing or unreadable.
     #[error("cannot read {}: {source}", path.display())]
     Read {
         /// The file.

@@ -262,15 +262,23 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Read`] when the file cannot be read or is not UTF-8;
-    /// [`ConfigError::Invalid`] with every problem of the file otherwise.
+    /// [`ConfigError::Read`] when the file cannot be read; [`ConfigError::Invalid`] with every
+    /// problem of the file otherwise (bytes that are not UTF-8 are an error inside a value and
+    /// ignored in comments, which older files write in Latin-1).
     pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let mut loaded = Self::parse_str(&text, &path.display().to_string())?;
+        // Old files may carry Latin-1 comments: decode leniently, then refuse only values
+        // that held bytes which are not UTF-8 (a comment's bytes do not matter).
+        let text = String::from_utf8_lossy(&bytes);
+        let origin = path.display().to_string();
+        let mut loaded = match Self::parse_str(&text, &origin) {
+            Ok(loaded) if !text.contains('\u{FFFD}') => loaded,
+            result => undecodable_values(result, &text, &origin)?,
+        };
         let base = path.parent().unwrap_or_else(|| Path::new(""));
         let config = &mut loaded.config;
         if let Some(ignore) = &config.ignore_file
@@ -341,6 +349,43 @@ impl Config {
             port_banner: None,
         }
     }
+}
+
+/// Adds an error for every value holding U+FFFD (bytes that were not UTF-8) to `result`.
+fn undecodable_values(
+    result: Result<Loaded, ConfigError>,
+    text: &str,
+    origin: &str,
+) -> Result<Loaded, ConfigError> {
+    let bad: Vec<ConfigProblem> = conf_file::parse(text)
+        .entries
+        .into_iter()
+        .filter(|entry| entry.value.contains('\u{FFFD}'))
+        .map(|entry| crate::located::Located {
+            file: origin.to_owned(),
+            line: Some(entry.line),
+            key: Some(entry.key.to_owned()),
+            kind: ProblemKind::NotUtf8,
+        })
+        .collect();
+    if bad.is_empty() {
+        // U+FFFD only in comments (or in lines already reported): nothing to add.
+        return result;
+    }
+    let (mut problems, warnings) = match result {
+        Ok(loaded) => (Vec::new(), loaded.warnings),
+        Err(ConfigError::Invalid {
+            problems, warnings, ..
+        }) => (problems, warnings),
+        Err(other) => return Err(other),
+    };
+    problems.extend(bad);
+    problems.sort_by_key(|p| p.line);
+    Err(ConfigError::Invalid {
+        file: origin.to_owned(),
+        problems,
+        warnings,
+    })
 }
 
 impl Default for Config {

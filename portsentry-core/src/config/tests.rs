@@ -521,6 +521,32 @@ fn from_str_and_read_errors() {
 }
 
 #[test]
+fn latin1_comments_load_but_latin1_values_are_errors() {
+    let dir = std::env::temp_dir().join(format!("ps-latin1-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("portsentry.conf");
+    std::fs::write(
+        &path,
+        b"# Konfiguration f\xfcr den Server\nTCP_PORTS=\"1\"\n",
+    )
+    .unwrap();
+    let loaded = Config::load(&path).unwrap();
+    assert!(loaded.config.tcp_ports.contains(1));
+    std::fs::write(
+        &path,
+        b"TCP_PORTS=\"1\"\nPORT_BANNER=\"Zugriff verboten f\xfcr alle\"\nBLOCK_TCP=\"9\"\n",
+    )
+    .unwrap();
+    let Err(ConfigError::Invalid { problems, .. }) = Config::load(&path) else {
+        panic!("a value with Latin-1 bytes must be refused");
+    };
+    let kinds: Vec<_> = problems.iter().map(|p| (p.line, p.kind.clone())).collect();
+    assert_eq!(kinds[0], (Some(2), ProblemKind::NotUtf8));
+    assert_eq!(kinds.len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn invalid_error_summary_names_the_first_problem() {
     let err = Config::parse_str("BLOCK_TCP=\"5\"\nTCP_PORTS=\"0\"", "x.conf").unwrap_err();
     let text = err.to_string();
