@@ -1,5 +1,25 @@
 //! `portsentry`: detect port scans, log them and answer them.
+//!
+//! This binary is thin: argument parsing ([`cli`]), one module per subcommand
+//! ([`commands`]), and the shared configuration loading ([`config_source`]) and
+//! display ([`summary`]). Everything that decides lives in `portsentry-core`.
 
-fn main() {
-    println!("portsentry {}", portsentry_core::VERSION);
+mod cli;
+mod commands;
+mod config_source;
+mod summary;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("portsentry: error: {err:#}");
+            ExitCode::from(commands::EXIT_FAILURE)
+        }
+    }
 }

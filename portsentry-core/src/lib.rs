@@ -8,6 +8,8 @@
 //! * [`config`]: `portsentry.conf` in both PortSentry dialects, parsed and validated.
 //! * [`ports`]: [`PortSet`], a 65 536-bit set parsed from `"1,7,512-515"`.
 //! * [`ignore`]: the never-block list (`portsentry.ignore`).
+//! * [`permissions`]: are the config and ignore files writable by anyone but root?
+//! * [`located`]: problems with `file:line: KEY:` positions, shared by the file parsers.
 //!
 //! Nothing in this crate reads the clock on the detection path: time arrives with each
 //! frame, so replaying a capture gives the same results every time.
@@ -24,6 +26,9 @@ pub use probe::{Probe, Protocol, ScanKind, TcpFlags, Timestamp};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub mod config;
+pub mod ignore;
+pub mod located;
+pub mod permissions;
 pub mod ports;
 
 pub use config::{BlockMode, Config, HistoryFormat};
@@ -47,3 +52,5 @@ pub use respond::{
     Actions, AlertContext, AlertReport, BlockStatus, Fanout, HistoryResponder, LogResponder,
     LogStyle, NftSet, Outcome, ReleaseContext, ReleaseReport, Responder, ResponderError, Role,
 };
+
+pub use ignore::IgnoreList;

@@ -1,8 +1,80 @@
 //! `portsentry.conf`: both PortSentry dialects, parsed and validated into a typed [`Config`].
 //!
-//! PARSING IS NOT WRITTEN YET: this file fixes the shape of [`Config`] so that the
-//! detector and the responders can be written against it in parallel.
+//! Loading has two steps: [`conf_file::parse`] splits the text into `KEY="value"` entries with
+//! line numbers (pure, fuzzed), then validation turns them into a [`Config`], collecting every
+//! problem of the file at once. [`Config::load`] adds the file reading; [`Config::parse_str`]
+//! works on text. The embedded default ([`DEFAULT_CONF`]) is what [`Config::default`] parses.
+//!
+//! ```
+//! use portsentry_core::Config;
+//! let loaded = Config::parse_str("TCP_PORTS=\"1,512-515\"\nRESOLVE_HOST = \"0\"\n", "example").unwrap();
+//! assert!(loaded.config.tcp_ports.contains(514));
+//! assert!(loaded.warnings.is_empty());
+//!
+//! let err = Config::parse_str("TCP_PORTS=\"20-10\"\nBLOCK_TCP=\"3\"\n", "bad.conf").unwrap_err();
+//! let portsentry_core::config::ConfigError::Invalid { problems, .. } = err else { panic!() };
+//! assert_eq!(problems.len(), 2); // every problem of the file, not only the first
+//! assert!(problems[1].to_string().starts_with("bad.conf:2: BLOCK_TCP: "));
+//! ```
+//!
+//! # Keys
+//!
+//! "1.2+2.0" keys are shared by both PortSentry versions, "1.2" keys exist only in 1.2
+//! (PortSentry 2.0 refuses them; we accept them), "new" keys are ours. "Absent" is the value
+//! when the key is not in the file (the embedded default sets some of them differently).
+//!
+//! | Key | From | Value | Absent |
+//! |---|---|---|---|
+//! | `TCP_PORTS` | 1.2+2.0 | port list: `1,11,512-515` (ports 1-65535, inclusive ranges) | none |
+//! | `UDP_PORTS` | 1.2+2.0 | port list | none |
+//! | `ADVANCED_PORTS_TCP` | 1.2 | 1-65535: `atcp` watches ports below it | 1024 |
+//! | `ADVANCED_PORTS_UDP` | 1.2 | 1-65535: `audp` watches ports below it | 1024 |
+//! | `ADVANCED_EXCLUDE_TCP` | 1.2 | port list never watched by `atcp` (may be `""`) | none |
+//! | `ADVANCED_EXCLUDE_UDP` | 1.2 | port list never watched by `audp` (may be `""`) | none |
+//! | `IGNORE_FILE` | 1.2+2.0 | path of the never-block list ([`crate::ignore`]); `""`: none | none |
+//! | `HISTORY_FILE` | 1.2+2.0 | path of the append-only alert record; `""`: none | none |
+//! | `BLOCKED_FILE` | 1.2+2.0 | path of the persistent block table; `""`: none | none |
+//! | `RESOLVE_HOST` | 1.2+2.0 | 0/1: show resolved names in logs (never in commands) | 0 |
+//! | `BLOCK_TCP` | 1.2+2.0 | 0 log only, 1 run the blocking actions, 2 run `KILL_RUN_CMD` only | 0 |
+//! | `BLOCK_UDP` | 1.2+2.0 | same, for UDP | 0 |
+//! | `KILL_ROUTE` | 1.2+2.0 | shell command; must contain `$TARGET$` | none |
+//! | `KILL_HOSTS_DENY` | 1.2+2.0 | hosts.deny line; must contain `$TARGET$`; `\%` kept as written | none |
+//! | `KILL_RUN_CMD` | 1.2+2.0 | shell command; `$TARGET$`, `$PORT$`, `$MODE$` optional | none |
+//! | `KILL_RUN_CMD_FIRST` | 1.2+2.0 | 0/1: run `KILL_RUN_CMD` before the other actions | 0 |
+//! | `SCAN_TRIGGER` | 1.2+2.0 | 0-65535: 0 and 1 alarm at once, N at the Nth distinct port | 0 |
+//! | `PORT_BANNER` | 1.2+2.0 | text sent in the connect modes; `""`: none | none |
+//! | `HISTORY_FORMAT` | new | `classic` (1.2, fail2ban), `v2` (2.0 `Scan from:`), `json` | classic |
+//! | `UNBLOCK_CMD` | new | shell command run when a block expires | none |
+//! | `HOSTS_DENY_FILE` | new | where `KILL_HOSTS_DENY` lines go | `/etc/hosts.deny` |
+//! | `SCAN_WINDOW` | new | seconds (1-604800) a source's probes are remembered | 300 |
+//! | `MAX_TRACKED_SOURCES` | new | 1-16777216 sources tracked at once | 65536 |
+//! | `BLOCK_TIMEOUT` | new | seconds a block lasts, 0 = forever (max 315360000) | 0 |
+//! | `DETECT_ACK_SCANS` | new | 0/1: count bare-ACK and FIN+ACK probes | 0 |
+//! | `NEVER_BLOCK_GATEWAYS` | new | 0/1: never block default gateways and resolvers | 1 |
+//! | `NFT_SET` | new | `"FAMILY TABLE SET"`, family `ip`/`ip6`/`inet`, names `[A-Za-z0-9_-]`; `""`: none | none |
+//!
+//! Numbers are decimal, without sign; switches are exactly `0` or `1`; `""` is an error for
+//! every key whose column above does not say what `""` means.
+//!
+//! # Differences from PortSentry, on purpose
+//!
+//! * Keys match exactly (2.0 accepted any prefix: `BLOCK` meant `BLOCK_TCP`).
+//! * A key set twice: the last line wins (as in 2.0; 1.2 took the first) and a warning names
+//!   both lines. Unknown keys are a warning with file:line (1.2 ignored them, 2.0 refused to start).
+//! * Every bad value is an error naming file, line and key, and all of them are reported in one
+//!   run: nothing is turned into 0 by `atoi`, no port entry is silently dropped, `SCAN_TRIGGER`
+//!   never wraps around (2.0 read 70000 as 4464), there is no 64-port limit.
+//! * Relative `HISTORY_FILE`/`BLOCKED_FILE` paths are relative to the state directory
+//!   ([`state_directory`], applied by [`Config::resolve_state_paths`]); relative
+//!   `IGNORE_FILE`/`HOSTS_DENY_FILE` paths are relative to the directory of the config file.
 
+pub mod conf_file;
+mod error;
+pub mod keys;
+mod state_dir;
+mod validate;
+
+use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,7 +106,7 @@ pub enum HistoryFormat {
 
 /// A validated configuration. Every field has the value that takes effect
 /// (defaults filled in), so consumers never re-interpret strings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `TCP_PORTS`: ports watched in the tcp and stcp modes.
     pub tcp_ports: PortSet,
@@ -98,21 +170,162 @@ pub const CLASSIC_TCP_PORTS: &str = "1,11,15,79,111,119,143,540,635,1080,1524,20
 /// PortSentry's classic "aware" UDP port list (Debian's sample file).
 pub const CLASSIC_UDP_PORTS: &str = "1,7,9,69,161,162,513,635,640,641,700,37444,34555,31335,32770,32771,32772,32773,32774,31337,54321";
 
-impl Default for Config {
-    /// The embedded default: classic port lists, log only, no state files.
-    fn default() -> Self {
-        let list = |s: &str| {
-            s.split(',')
-                .filter_map(|p| p.parse::<u16>().ok())
-                .collect::<PortSet>()
+pub use error::{ConfigError, ConfigProblem, ConfigWarning, ProblemKind, WarningKind};
+pub use state_dir::{choose_state_directory, running_as_root, state_directory};
+
+/// The embedded default configuration text: classic port lists, log only, state files in the
+/// state directory. [`Config::default`] is exactly this text parsed.
+pub const DEFAULT_CONF: &str = include_str!("default.conf");
+
+/// The name the embedded default carries in messages.
+pub const DEFAULT_ORIGIN: &str = "<built-in default>";
+
+/// A configuration that loaded, with the warnings found on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated configuration.
+    pub config: Config,
+    /// Unknown keys, duplicates and settings without effect, in line order.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl BlockMode {
+    /// The value as written in the file: `0`, `1` or `2`.
+    pub const fn as_digit(self) -> u8 {
+        match self {
+            Self::LogOnly => 0,
+            Self::Block => 1,
+            Self::RunCommandOnly => 2,
+        }
+    }
+
+    /// A short description: `log only`, `block`, `run KILL_RUN_CMD only`.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Self::LogOnly => "log only",
+            Self::Block => "block",
+            Self::RunCommandOnly => "run KILL_RUN_CMD only",
+        }
+    }
+}
+
+impl HistoryFormat {
+    /// The value as written in the file: `classic`, `v2` or `json`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::V2 => "v2",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates configuration text. `origin` names the text in messages (usually
+    /// the file name). Pure: no file is read, nothing is created.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] with every problem of the text (syntax errors, bad values,
+    /// inconsistent `BLOCK_*` settings), each naming origin, line and key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portsentry_core::Config;
+    /// let loaded = Config::parse_str("TCP_PORTS=\"1\"\nTCP_PORTS=\"2\"\n", "a.conf").unwrap();
+    /// assert!(loaded.config.tcp_ports.contains(2));
+    /// assert_eq!(
+    ///     loaded.warnings[0].to_string(),
+    ///     "a.conf:2: TCP_PORTS: set again: this line overrides line 1 (the last one wins)"
+    /// );
+    /// ```
+    pub fn parse_str(text: &str, origin: &str) -> Result<Loaded, ConfigError> {
+        let file = conf_file::parse(text);
+        let outcome = validate::validate(&file, origin);
+        match outcome.config {
+            Ok(config) => Ok(Loaded {
+                config,
+                warnings: outcome.warnings,
+            }),
+            Err(problems) => Err(ConfigError::Invalid {
+                file: origin.to_owned(),
+                problems,
+                warnings: outcome.warnings,
+            }),
+        }
+    }
+
+    /// Reads, parses and validates the file at `path`. Nothing else is read or created (the
+    /// ignore file, the history file... are the business of their users). Relative
+    /// `IGNORE_FILE` and `HOSTS_DENY_FILE` paths are made relative to the file's directory.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Read`] when the file cannot be read; [`ConfigError::Invalid`] with every
+    /// problem of the file otherwise (bytes that are not UTF-8 are an error inside a value and
+    /// ignored in comments, which older files write in Latin-1).
+    pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        // Old files may carry Latin-1 comments: decode leniently, then refuse only values
+        // that held bytes which are not UTF-8 (a comment's bytes do not matter).
+        let text = String::from_utf8_lossy(&bytes);
+        let origin = path.display().to_string();
+        let mut loaded = match Self::parse_str(&text, &origin) {
+            Ok(loaded) if !text.contains('\u{FFFD}') => loaded,
+            result => undecodable_values(result, &text, &origin)?,
         };
+        let base = path.parent().unwrap_or_else(|| Path::new(""));
+        let config = &mut loaded.config;
+        if let Some(ignore) = &config.ignore_file
+            && ignore.is_relative()
+        {
+            config.ignore_file = Some(base.join(ignore));
+        }
+        if config.hosts_deny_file.is_relative() {
+            config.hosts_deny_file = base.join(&config.hosts_deny_file);
+        }
+        Ok(loaded)
+    }
+
+    /// Makes relative `HISTORY_FILE` and `BLOCKED_FILE` paths relative to `state_dir`
+    /// (normally [`state_directory()`]). Absolute paths are left alone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// let mut config = portsentry_core::Config::default();
+    /// config.resolve_state_paths(Path::new("/var/lib/portsentry"));
+    /// assert_eq!(
+    ///     config.history_file.as_deref(),
+    ///     Some(Path::new("/var/lib/portsentry/portsentry.history"))
+    /// );
+    /// ```
+    pub fn resolve_state_paths(&mut self, state_dir: &Path) {
+        for file in [&mut self.history_file, &mut self.blocked_file]
+            .into_iter()
+            .flatten()
+        {
+            if file.is_relative() {
+                *file = state_dir.join(&*file);
+            }
+        }
+    }
+
+    /// The configuration of a file without any line: PortSentry's values for absent keys.
+    fn absent() -> Self {
         Self {
-            tcp_ports: list(CLASSIC_TCP_PORTS),
-            udp_ports: list(CLASSIC_UDP_PORTS),
+            tcp_ports: PortSet::new(),
+            udp_ports: PortSet::new(),
             advanced_ports_tcp: 1024,
             advanced_ports_udp: 1024,
-            advanced_exclude_tcp: list("113,139"),
-            advanced_exclude_udp: list("520,138,137,67"),
+            advanced_exclude_tcp: PortSet::new(),
+            advanced_exclude_udp: PortSet::new(),
             ignore_file: None,
             history_file: None,
             history_format: HistoryFormat::Classic,
@@ -137,3 +350,67 @@ impl Default for Config {
         }
     }
 }
+
+/// Adds an error for every value holding U+FFFD (bytes that were not UTF-8) to `result`.
+fn undecodable_values(
+    result: Result<Loaded, ConfigError>,
+    text: &str,
+    origin: &str,
+) -> Result<Loaded, ConfigError> {
+    let bad: Vec<ConfigProblem> = conf_file::parse(text)
+        .entries
+        .into_iter()
+        .filter(|entry| entry.value.contains('\u{FFFD}'))
+        .map(|entry| crate::located::Located {
+            file: origin.to_owned(),
+            line: Some(entry.line),
+            key: Some(entry.key.to_owned()),
+            kind: ProblemKind::NotUtf8,
+        })
+        .collect();
+    if bad.is_empty() {
+        // U+FFFD only in comments (or in lines already reported): nothing to add.
+        return result;
+    }
+    let (mut problems, warnings) = match result {
+        Ok(loaded) => (Vec::new(), loaded.warnings),
+        Err(ConfigError::Invalid {
+            problems, warnings, ..
+        }) => (problems, warnings),
+        Err(other) => return Err(other),
+    };
+    problems.extend(bad);
+    problems.sort_by_key(|p| p.line);
+    Err(ConfigError::Invalid {
+        file: origin.to_owned(),
+        problems,
+        warnings,
+    })
+}
+
+impl Default for Config {
+    /// The embedded default ([`DEFAULT_CONF`]): classic port lists, log only, history and
+    /// blocked files with relative paths (see [`Config::resolve_state_paths`]).
+    ///
+    /// # Panics
+    ///
+    /// Never: a unit test proves that the embedded text parses without error or warning.
+    fn default() -> Self {
+        match Self::parse_str(DEFAULT_CONF, DEFAULT_ORIGIN) {
+            Ok(loaded) => loaded.config,
+            Err(err) => panic!("the embedded default configuration is invalid: {err}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Config {
+    type Err = ConfigError;
+
+    /// Parses configuration text (warnings are dropped; use [`Config::parse_str`] to see them).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse_str(text, "<string>").map(|loaded| loaded.config)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -993,11 +993,16 @@ mod tests {
         let fanout = from_config(&config, Some(log)).unwrap();
         assert_eq!(fanout.names(), ["actions", "nft", "history", "log"]);
         assert!(dir.path().join("history").exists());
-        let empty = from_config(&crate::Config::default(), None).unwrap();
+        let no_files = crate::Config {
+            history_file: None,
+            blocked_file: None,
+            ..crate::Config::default()
+        };
+        let empty = from_config(&no_files, None).unwrap();
         assert!(empty.is_empty());
         let bad = crate::Config {
             nft_set: Some("inet".into()),
-            ..crate::Config::default()
+            ..no_files.clone()
         };
         assert!(matches!(
             from_config(&bad, None),

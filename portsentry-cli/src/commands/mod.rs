@@ -1,0 +1,66 @@
+//! One module per subcommand; [`run`] dispatches.
+
+pub(crate) mod check_config;
+pub(crate) mod default_config;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+use crate::config_source::{self, Failure, Origin, SYSTEM_CONFIG};
+
+/// Exit status: the configuration is invalid or a file cannot be read.
+pub(crate) const EXIT_FAILURE: u8 = 1;
+/// Exit status: wrong usage, or the detector was asked for but is not in this build.
+pub(crate) const EXIT_UNAVAILABLE: u8 = 2;
+
+/// Runs the chosen subcommand (or the no-subcommand default).
+pub(crate) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let origin = Origin::choose(cli.config.as_deref(), std::path::Path::new(SYSTEM_CONFIG));
+    match &cli.command {
+        Some(Command::CheckConfig(args)) => check_config::run(args, origin),
+        Some(Command::DefaultConfig(args)) => default_config::run(args),
+        None => run_detector(origin),
+    }
+}
+
+/// The no-subcommand case. Live detection is wired in by the daemon work; until then this
+/// shows what would run and says so.
+fn run_detector(origin: Origin) -> anyhow::Result<ExitCode> {
+    match config_source::load(origin) {
+        Ok(checked) => {
+            print!("{}", crate::summary::render(&checked));
+            print_warnings(&checked.warnings);
+            eprintln!(
+                "portsentry: live detection is not available in this build yet; \
+                 the configuration above is valid"
+            );
+            Ok(ExitCode::from(EXIT_UNAVAILABLE))
+        }
+        Err(failure) => Ok(report_failure(&failure)),
+    }
+}
+
+/// Prints warnings to standard error, one per line.
+pub(crate) fn print_warnings(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// Prints every problem of a failed load and returns the failure status.
+pub(crate) fn report_failure(failure: &Failure) -> ExitCode {
+    match failure {
+        Failure::Unreadable(message) => eprintln!("portsentry: error: {message}"),
+        Failure::Invalid { problems, warnings } => {
+            print_warnings(warnings);
+            for problem in problems {
+                eprintln!("error: {problem}");
+            }
+            eprintln!(
+                "portsentry: configuration rejected: {} error(s)",
+                problems.len()
+            );
+        }
+    }
+    ExitCode::from(EXIT_FAILURE)
+}

@@ -1,0 +1,178 @@
+//! Which configuration is used, and loading it with everything `check-config` reports.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use portsentry_core::config::{
+    self, Config, ConfigError, ConfigProblem, DEFAULT_CONF, DEFAULT_ORIGIN,
+};
+use portsentry_core::ignore::{IgnoreError, IgnoreList, IgnoreProblem};
+use portsentry_core::permissions::{self, PermissionFinding};
+
+/// The configuration file used when `-c` is not given, if it exists.
+pub(crate) const SYSTEM_CONFIG: &str = "/etc/portsentry/portsentry.conf";
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// `-c FILE` or `PORTSENTRY_CONFIG`.
+    Given(PathBuf),
+    /// The system file, found because no file was given.
+    System(PathBuf),
+    /// The embedded default: no file given and no system file.
+    BuiltIn,
+}
+
+impl Origin {
+    /// Chooses: the given file, else `system` when it exists, else the built-in default.
+    pub(crate) fn choose(given: Option<&Path>, system: &Path) -> Self {
+        match given {
+            Some(path) => Self::Given(path.to_owned()),
+            None if system.exists() => Self::System(system.to_owned()),
+            None => Self::BuiltIn,
+        }
+    }
+
+    /// The file, unless the built-in default is used.
+    pub(crate) fn path(&self) -> Option<&Path> {
+        match self {
+            Self::Given(path) | Self::System(path) => Some(path),
+            Self::BuiltIn => None,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Given(path) => write!(f, "{}", path.display()),
+            Self::System(path) => write!(f, "{} (no -c given)", path.display()),
+            Self::BuiltIn => write!(
+                f,
+                "{DEFAULT_ORIGIN} (no -c given and {SYSTEM_CONFIG} does not exist)"
+            ),
+        }
+    }
+}
+
+/// A configuration that loaded, with its ignore list and everything worth a warning.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub(crate) origin: Origin,
+    /// The configuration, with state paths resolved against `state_dir`.
+    pub(crate) config: Config,
+    pub(crate) state_dir: PathBuf,
+    /// The parsed ignore file, when one is set and exists.
+    pub(crate) ignore: Option<IgnoreList>,
+    pub(crate) warnings: Vec<String>,
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// A file could not be read (the message says which and why).
+    Unreadable(String),
+    /// Invalid lines in the configuration and/or the ignore file.
+    Invalid {
+        problems: Vec<String>,
+        warnings: Vec<String>,
+    },
+}
+
+/// Loads the configuration from `origin`, then the ignore file it names, and checks the
+/// permissions of both. Every problem of both files is collected.
+pub(crate) fn load(origin: Origin) -> Result<Checked, Failure> {
+    let loaded = match origin.path() {
+        Some(path) => Config::load(path),
+        None => Config::parse_str(DEFAULT_CONF, DEFAULT_ORIGIN),
+    };
+    let (mut config, mut warnings) = match loaded {
+        Ok(loaded) => (loaded.config, shown(&loaded.warnings)),
+        Err(ConfigError::Invalid {
+            problems, warnings, ..
+        }) => {
+            return Err(Failure::Invalid {
+                problems: shown::<ConfigProblem>(&problems),
+                warnings: shown(&warnings),
+            });
+        }
+        Err(err) => return Err(Failure::Unreadable(err.to_string())),
+    };
+    let state_dir = config::state_directory();
+    config.resolve_state_paths(&state_dir);
+    let ignore = match &config.ignore_file {
+        None => None,
+        Some(path) if !path.exists() => {
+            warnings.push(format!(
+                "{}: IGNORE_FILE {} does not exist: no address is ignored through it",
+                origin_label(&origin),
+                path.display()
+            ));
+            None
+        }
+        Some(path) => match IgnoreList::load(path) {
+            Ok(list) => Some(list),
+            Err(IgnoreError::Invalid { problems, .. }) => {
+                return Err(Failure::Invalid {
+                    problems: shown::<IgnoreProblem>(&problems),
+                    warnings,
+                });
+            }
+            Err(err) => return Err(Failure::Unreadable(err.to_string())),
+        },
+    };
+    warnings.extend(shown::<PermissionFinding>(
+        &permissions::check_config_files(origin.path(), &config),
+    ));
+    Ok(Checked {
+        origin,
+        config,
+        state_dir,
+        ignore,
+        warnings,
+    })
+}
+
+fn origin_label(origin: &Origin) -> String {
+    origin
+        .path()
+        .map_or_else(|| DEFAULT_ORIGIN.to_owned(), |p| p.display().to_string())
+}
+
+fn shown<T: ToString>(items: &[T]) -> Vec<String> {
+    items.iter().map(ToString::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_choice() {
+        let missing = Path::new("/nonexistent/portsentry.conf");
+        assert_eq!(Origin::choose(None, missing), Origin::BuiltIn);
+        assert_eq!(
+            Origin::choose(Some(Path::new("a.conf")), missing),
+            Origin::Given("a.conf".into())
+        );
+        let existing = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        assert_eq!(
+            Origin::choose(None, &existing),
+            Origin::System(existing.clone())
+        );
+        assert!(Origin::BuiltIn.to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn built_in_default_loads_cleanly() {
+        let checked = load(Origin::BuiltIn).unwrap();
+        assert!(checked.warnings.is_empty(), "{:?}", checked.warnings);
+        assert!(
+            checked
+                .config
+                .history_file
+                .unwrap()
+                .starts_with(&checked.state_dir)
+        );
+    }
+}

@@ -1,0 +1,368 @@
+//! Runs the real `portsentry` binary on configuration files in both dialects.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../portsentry-core/tests/data")
+        .join(name)
+}
+
+fn portsentry(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portsentry"));
+    cmd.args(args).env_remove("PORTSENTRY_CONFIG");
+    cmd
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+fn check(file: &Path) -> Run {
+    run(portsentry(&["check-config", "-c"]).arg(file))
+}
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ps-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Self(dir)
+    }
+
+    fn write(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn is_root() -> bool {
+    portsentry_core::config::running_as_root()
+}
+
+#[test]
+fn classic_file_succeeds_and_prints_ports() {
+    let r = check(&data("classic-1.2.conf"));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains(
+        "tcp                    26 ports: 1,11,15,79,111,119,143,540,635,1080,1524,2000,5742,6667,12345-12346,"
+    ), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("udp                    21 ports: 1,7,9,69,161-162,")
+    );
+    assert!(
+        r.stdout
+            .contains("atcp                   ports 1-1023 except 113,139 (1021 ports)")
+    );
+    assert!(
+        r.stdout
+            .contains("audp                   ports 1-1023 except 67,137-138,520")
+    );
+    assert!(
+        r.stdout
+            .contains(r#"KILL_HOSTS_DENY        "ALL: $TARGET$ : DENY \%c \%h""#)
+    );
+    assert!(r.stdout.contains("BLOCK_TCP              1 (block)"));
+    assert!(r.stdout.contains("configuration OK"));
+}
+
+#[test]
+fn v2_file_succeeds_and_prints_ranges() {
+    let r = check(&data("v2.conf"));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("28 ports: 1,7,9,11,13,15,17,19-21,70,79,111,113,119,389,512-515,540,543-544,873,989-990,992,1080"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("udp                    9 ports: 7,9,13,19,111,389,513,517-518")
+    );
+    assert!(
+        r.stdout
+            .contains("BLOCK_TCP              2 (run KILL_RUN_CMD only)")
+    );
+    assert!(
+        r.stdout.contains(
+            "SCAN_TRIGGER           3 (alarms when one source has probed 3 distinct ports)"
+        )
+    );
+    assert!(
+        r.stderr.is_empty() || !r.stderr.contains("error"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn new_keys_are_shown() {
+    let r = check(&data("new-keys.conf"));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    for want in [
+        "NFT_SET                \"inet portsentry blocked\"",
+        "BLOCK_TIMEOUT          3600 s",
+        "SCAN_WINDOW            120 s",
+        "MAX_TRACKED_SOURCES    1000",
+        "DETECT_ACK_SCANS       1 (counted)",
+        "NEVER_BLOCK_GATEWAYS   0 (gateways and resolvers may be blocked)",
+        "(format json)",
+    ] {
+        assert!(r.stdout.contains(want), "missing {want}:\n{}", r.stdout);
+    }
+    let hosts_deny = data("hosts.deny");
+    assert!(
+        r.stdout
+            .contains(&format!("HOSTS_DENY_FILE        {}", hosts_deny.display()))
+    );
+}
+
+#[test]
+fn each_broken_file_fails_with_its_line_number() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(data("broken")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let r = check(&path);
+        assert_eq!(r.code, Some(1), "{}: {}", path.display(), r.stdout);
+        for want in text.lines().filter_map(|l| l.strip_prefix("# expect: ")) {
+            let mut parts = want.splitn(3, ": ");
+            let (line, key, words) = (
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+            );
+            let at = format!("error: {}:{line}: {key}: ", path.display());
+            let shown = r
+                .stderr
+                .lines()
+                .find(|l| l.starts_with(&at))
+                .unwrap_or_else(|| panic!("no `{at}` in:\n{}", r.stderr));
+            assert!(shown.contains(words), "{shown} lacks {words}");
+        }
+        assert!(r.stderr.contains("portsentry: configuration rejected:"));
+        assert!(!r.stdout.contains("configuration OK"));
+        seen += 1;
+    }
+    assert!(seen >= 20);
+}
+
+#[test]
+fn all_errors_and_warnings_of_a_file_in_one_run() {
+    let r = check(&data("broken/all-at-once.conf"));
+    assert_eq!(r.code, Some(1));
+    assert_eq!(
+        r.stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .count(),
+        3
+    );
+    assert!(
+        r.stderr
+            .contains("all-at-once.conf:8: FOO: unknown key, line ignored")
+    );
+    assert!(r.stderr.contains("configuration rejected: 3 error(s)"));
+}
+
+#[test]
+fn default_config_prints_the_embedded_text_which_checks_clean() {
+    let r = run(&mut portsentry(&["default-config"]));
+    assert_eq!(r.code, Some(0));
+    assert_eq!(r.stdout, portsentry_core::config::DEFAULT_CONF);
+    let scratch = Scratch::new("default");
+    let path = scratch.write("portsentry.conf", &r.stdout, 0o644);
+    let r = check(&path);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    if is_root() {
+        assert_eq!(
+            r.stderr, "",
+            "a root-owned 0644 copy of the default has no warning"
+        );
+        assert!(r.stdout.contains("configuration OK (0 warning(s))"));
+    }
+    assert!(r.stdout.contains("portsentry.history (format classic)"));
+    assert!(r.stdout.contains("BLOCK_TCP              0 (log only)"));
+}
+
+#[test]
+fn without_c_the_system_file_or_the_built_in_default_is_named() {
+    let r = run(&mut portsentry(&["check-config"]));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let system = Path::new("/etc/portsentry/portsentry.conf");
+    if system.exists() {
+        assert!(
+            r.stdout
+                .starts_with("configuration: /etc/portsentry/portsentry.conf (no -c given)")
+        );
+    } else {
+        assert!(
+            r.stdout
+                .starts_with("configuration: <built-in default> (no -c given and")
+        );
+    }
+}
+
+#[test]
+fn config_from_environment_and_option_wins() {
+    let r = run(portsentry(&["check-config"]).env("PORTSENTRY_CONFIG", data("v2.conf")));
+    assert!(r.stdout.contains("517-518"), "{}", r.stdout);
+    let r = run(portsentry(&["check-config", "-c"])
+        .arg(data("classic-1.2.conf"))
+        .env("PORTSENTRY_CONFIG", data("v2.conf")));
+    assert!(!r.stdout.contains("517-518"));
+    assert!(r.stdout.contains("classic-1.2.conf"));
+}
+
+#[test]
+fn permission_findings_are_warnings() {
+    let scratch = Scratch::new("perm");
+    let path = scratch.write("portsentry.conf", "TCP_PORTS=\"1\"\n", 0o666);
+    let r = check(&path);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let expected = format!(
+        "warning: {}: is writable by {}",
+        path.display(),
+        if is_root() {
+            "its group and all users"
+        } else {
+            "its owner and its group and all users"
+        }
+    );
+    assert!(r.stderr.contains(&expected), "{}", r.stderr);
+    assert!(r.stderr.contains("(mode 0666, owner uid"));
+    assert!(r.stderr.contains("blocking commands will not run"));
+}
+
+#[test]
+fn ignore_file_is_loaded_and_its_errors_are_fatal() {
+    let scratch = Scratch::new("ignore");
+    scratch.write(
+        "good.ignore",
+        "127.0.0.1/32\n# lab\n192.0.2.77/30 # trailing\r\n::1",
+        0o644,
+    );
+    scratch.write("bad.ignore", "127.0.0.1\n\nlocalhost\n10.0.0.0/40\n", 0o644);
+    let good = scratch.write(
+        "good.conf",
+        "TCP_PORTS=\"1\"\nIGNORE_FILE=\"good.ignore\"\n",
+        0o644,
+    );
+    let r = check(&good);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("good.ignore (3 entries)"), "{}", r.stdout);
+    let bad = scratch.write(
+        "bad.conf",
+        "TCP_PORTS=\"1\"\nIGNORE_FILE=\"bad.ignore\"\n",
+        0o644,
+    );
+    let r = check(&bad);
+    assert_eq!(r.code, Some(1));
+    let ignore = scratch.0.join("bad.ignore");
+    assert!(
+        r.stderr.contains(&format!(
+            "error: {}:3: `localhost` is not an IP address",
+            ignore.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains(&format!(
+        "error: {}:4: `10.0.0.0/40` has an invalid prefix length",
+        ignore.display()
+    )));
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    let r = check(Path::new("/nonexistent/portsentry.conf"));
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr
+            .contains("cannot read /nonexistent/portsentry.conf"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn no_subcommand_shows_the_configuration_and_exits_2() {
+    let r = run(portsentry(&["-c"]).arg(data("v2.conf")));
+    assert_eq!(r.code, Some(2));
+    assert!(r.stdout.contains("517-518"));
+    assert!(
+        r.stderr
+            .contains("live detection is not available in this build yet")
+    );
+    let r = run(portsentry(&["-c"]).arg(data("broken/port-zero.conf")));
+    assert_eq!(r.code, Some(1));
+}
+
+#[test]
+fn help_and_version() {
+    let r = run(&mut portsentry(&["--version"]));
+    assert_eq!(r.code, Some(0));
+    assert_eq!(
+        r.stdout,
+        format!("portsentry {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let r = run(&mut portsentry(&["--help"]));
+    assert_eq!(r.code, Some(0));
+    for section in [
+        "Usage: portsentry",
+        "check-config",
+        "default-config",
+        "EXAMPLES:",
+        "EXIT STATUS:",
+        "FILES:",
+        "-c, --config <FILE>",
+    ] {
+        assert!(r.stdout.contains(section), "--help lacks {section}");
+    }
+    let r = run(&mut portsentry(&["check-config", "--help"]));
+    assert!(r.stdout.contains("EXIT STATUS:"));
+    let r = run(&mut portsentry(&["no-such-command"]));
+    assert_eq!(r.code, Some(2));
+}
+
+#[test]
+fn debian_file_when_installed() {
+    let path = Path::new("/etc/portsentry/portsentry.conf");
+    if !path.exists() {
+        eprintln!(
+            "skipped: {} is not installed (apt-get install portsentry)",
+            path.display()
+        );
+        return;
+    }
+    let r = check(path);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("ports:"));
+    assert!(!r.stderr.contains("unknown key"), "{}", r.stderr);
+}
