@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod classify;
 pub mod probe;
 
 pub use probe::{Probe, Protocol, ScanKind, TcpFlags, Timestamp};
@@ -33,3 +34,5 @@ pub mod mode;
 
 pub use event::{Alert, Event, IgnoreReason, Release};
 pub use mode::Mode;
+
+pub use classify::{LinkType, Skip, SkipCounts, classify};
