@@ -18,6 +18,7 @@
 
 pub mod classify;
 pub mod probe;
+pub mod source;
 
 pub use probe::{Probe, Protocol, ScanKind, TcpFlags, Timestamp};
 

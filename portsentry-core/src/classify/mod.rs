@@ -77,9 +77,20 @@ pub fn classify(at: Timestamp, link: LinkType, frame: &[u8]) -> Result<Probe, Sk
     classify_general(at, link, frame)
 }
 
-/// The general path: every link type, IPv6 extension headers, fragments, cut captures.
-/// [`classify`] answers the common Ethernet/IPv4 case without it, with the same results.
-fn classify_general(at: Timestamp, link: LinkType, frame: &[u8]) -> Result<Probe, Skip> {
+/// [`classify`] without its fast path for plain Ethernet/IPv4 frames: the same answer for every
+/// input, computed by the general path (etherparse's lax slicing) alone.
+///
+/// It exists so that tests and the fuzz target can check the two paths agree; use
+/// [`classify`] everywhere else.
+///
+/// # Errors
+///
+/// Exactly as [`classify`].
+///
+/// # Panics
+///
+/// Never, for any input.
+pub fn classify_general(at: Timestamp, link: LinkType, frame: &[u8]) -> Result<Probe, Skip> {
     let net = link::network_layer(link, frame)?;
     let ip = ip::ip_layer(net)?;
     transport::probe(at, &ip)
