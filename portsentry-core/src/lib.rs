@@ -18,7 +18,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod classify;
 pub mod probe;
+pub mod source;
 
 pub use probe::{Probe, Protocol, ScanKind, TcpFlags, Timestamp};
 
@@ -54,3 +56,5 @@ pub use respond::{
 };
 
 pub use ignore::IgnoreList;
+
+pub use classify::{LinkType, Skip, SkipCounts, classify};

@@ -1002,7 +1002,7 @@ mod tests {
         assert!(empty.is_empty());
         let bad = crate::Config {
             nft_set: Some("inet".into()),
-            ..no_files.clone()
+            ..no_files
         };
         assert!(matches!(
             from_config(&bad, None),

@@ -1,0 +1,13 @@
+//! The one integration-test binary of `portsentry-core`; each topic is a submodule.
+
+#[path = "integration/support.rs"]
+mod support;
+
+#[cfg(feature = "pcap")]
+#[path = "integration/captures.rs"]
+mod captures;
+#[path = "integration/fuzz_corpus.rs"]
+mod fuzz_corpus;
+#[cfg(feature = "pcap")]
+#[path = "integration/pcap_files.rs"]
+mod pcap_files;
