@@ -33,3 +33,19 @@ pub mod mode;
 
 pub use event::{Alert, Event, IgnoreReason, Release};
 pub use mode::Mode;
+pub mod block_table;
+pub mod detector;
+pub mod hash;
+pub mod never_block;
+pub mod tracker;
+
+pub use block_table::{
+    BlockFileError, BlockLineError, BlockRecord, BlockStats, BlockTable, format_records,
+    parse_records,
+};
+pub use detector::{
+    BlockError, Detector, DetectorBuilder, DetectorError, DetectorStats, RestoreSummary,
+};
+pub use hash::HashSeed;
+pub use never_block::NeverBlock;
+pub use tracker::{Observation, SourceState, Tracker, TrackerError, TrackerStats};
