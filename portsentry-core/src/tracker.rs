@@ -13,8 +13,9 @@
 //! * an arena of `capacity` source slots;
 //! * `capacity × ports_per_source` packed port hits (8 bytes each; `ports_per_source` is the
 //!   trigger, at least 1, at most [`MAX_SCAN_TRIGGER`]);
-//! * an open-addressing index of `u32` slot numbers, a power of two at least twice the
-//!   capacity, so the load factor never exceeds 1/2.
+//! * an open-addressing index (linear probing, backward-shift deletion, no tombstones) of `u32`
+//!   slot numbers, a power of two at least four times the capacity, so the load factor never
+//!   exceeds 1/4 and probe sequences stay short.
 //!
 //! [`Tracker::memory_bytes`] reports the total; it is the same before and after any sequence of
 //! calls. Recording a probe allocates nothing.
@@ -72,7 +73,7 @@ pub const MAX_SCAN_TRIGGER: u32 = 64;
 /// The longest probe sequence of the address index (see the module docs on hashing).
 pub const MAX_PROBE_DISTANCE: usize = 32;
 
-/// The largest supported capacity (slot numbers are `u32`, and the index is twice as large).
+/// The largest supported capacity (slot numbers are `u32`, and the index is four times as large).
 pub const MAX_CAPACITY: usize = 1 << 28;
 
 const EMPTY: u32 = u32::MAX;
@@ -290,7 +291,7 @@ impl Tracker {
         }
         let trigger = trigger.max(1);
         let ports_per_source = trigger as usize;
-        let index_len = (capacity * 2).next_power_of_two();
+        let index_len = (capacity * 4).next_power_of_two();
         let mut slots = vec![Slot::VACANT; capacity];
         for (i, slot) in slots.iter_mut().enumerate() {
             slot.next = if i + 1 < capacity { i as u32 + 1 } else { NIL };
