@@ -17,50 +17,58 @@ use ipnet::IpNet;
 
 use crate::event::IgnoreReason;
 
-/// Networks grouped by family and prefix length, each group a sorted list of network numbers.
+/// Networks grouped by family and prefix length, each group a sorted list of
+/// (network number, reason rank); the lowest rank of all matching entries wins.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct NetSet {
-    /// (prefix length, sorted network numbers), longest prefix first.
-    v4: Vec<(u8, Vec<u32>)>,
-    v6: Vec<(u8, Vec<u128>)>,
+struct NetIndex {
+    v4: Vec<(u8, Vec<(u32, u8)>)>,
+    v6: Vec<(u8, Vec<(u128, u8)>)>,
 }
 
-impl NetSet {
-    fn extend(&mut self, nets: impl IntoIterator<Item = IpNet>) {
-        for net in nets {
-            match canonical_net(net) {
-                IpNet::V4(n) => insert_group(&mut self.v4, n.prefix_len(), n.network().to_bits()),
-                IpNet::V6(n) => insert_group(&mut self.v6, n.prefix_len(), n.network().to_bits()),
-            }
+impl NetIndex {
+    fn insert(&mut self, net: IpNet, rank: u8) {
+        match net {
+            IpNet::V4(n) => insert_group(&mut self.v4, n.prefix_len(), n.network().to_bits(), rank),
+            IpNet::V6(n) => insert_group(&mut self.v6, n.prefix_len(), n.network().to_bits(), rank),
         }
     }
 
-    fn contains(&self, addr: IpAddr) -> bool {
+    /// The lowest rank among the entries that contain `addr`.
+    #[inline]
+    fn best_rank(&self, addr: IpAddr) -> Option<u8> {
         match addr {
-            IpAddr::V4(a) => {
-                let bits = a.to_bits();
-                self.v4.iter().any(|(len, nets)| {
-                    let mask = u32::MAX.checked_shl(32 - u32::from(*len)).unwrap_or(0);
-                    nets.binary_search(&(bits & mask)).is_ok()
-                })
-            }
-            IpAddr::V6(a) => {
-                let bits = a.to_bits();
-                self.v6.iter().any(|(len, nets)| {
-                    let mask = u128::MAX.checked_shl(128 - u32::from(*len)).unwrap_or(0);
-                    nets.binary_search(&(bits & mask)).is_ok()
-                })
-            }
+            IpAddr::V4(a) => best_in(&self.v4, a.to_bits(), |len| {
+                u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+            }),
+            IpAddr::V6(a) => best_in(&self.v6, a.to_bits(), |len| {
+                u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
+            }),
         }
-    }
-
-    fn len(&self) -> usize {
-        self.v4.iter().map(|(_, n)| n.len()).sum::<usize>()
-            + self.v6.iter().map(|(_, n)| n.len()).sum::<usize>()
     }
 }
 
-fn insert_group<T: Ord + Copy>(groups: &mut Vec<(u8, Vec<T>)>, len: u8, network: T) {
+#[inline]
+fn best_in<T>(groups: &[(u8, Vec<(T, u8)>)], bits: T, mask: impl Fn(u8) -> T) -> Option<u8>
+where
+    T: Ord + Copy + std::ops::BitAnd<Output = T>,
+{
+    let mut best: Option<u8> = None;
+    for (len, nets) in groups {
+        let network = bits & mask(*len);
+        if let Ok(i) = nets.binary_search_by(|(n, _)| n.cmp(&network)) {
+            let rank = nets[i].1;
+            best = Some(best.map_or(rank, |b| b.min(rank)));
+        }
+    }
+    best
+}
+
+fn insert_group<T: Ord + Copy>(
+    groups: &mut Vec<(u8, Vec<(T, u8)>)>,
+    len: u8,
+    network: T,
+    rank: u8,
+) {
     let at = match groups.binary_search_by(|(l, _)| len.cmp(l)) {
         Ok(i) => i,
         Err(i) => {
@@ -69,8 +77,9 @@ fn insert_group<T: Ord + Copy>(groups: &mut Vec<(u8, Vec<T>)>, len: u8, network:
         }
     };
     let nets = &mut groups[at].1;
-    if let Err(i) = nets.binary_search(&network) {
-        nets.insert(i, network);
+    match nets.binary_search_by(|(n, _)| n.cmp(&network)) {
+        Ok(i) => nets[i].1 = nets[i].1.min(rank),
+        Err(i) => nets.insert(i, (network, rank)),
     }
 }
 
@@ -109,53 +118,77 @@ fn canonical_net(net: IpNet) -> IpNet {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NeverBlock {
-    own: NetSet,
-    gateways: NetSet,
-    resolvers: NetSet,
-    ignore: NetSet,
+    /// The networks given, by reason rank (own, gateway, resolver, ignore file).
+    lists: [Vec<IpNet>; 4],
     protect_infrastructure: bool,
+    /// All networks that are protected now, for one lookup per prefix length.
+    index: NetIndex,
 }
+
+/// Reasons by rank: the order in which they are reported when several apply.
+const REASONS: [IgnoreReason; 4] = [
+    IgnoreReason::OwnAddress,
+    IgnoreReason::Gateway,
+    IgnoreReason::Resolver,
+    IgnoreReason::IgnoreFile,
+];
 
 impl NeverBlock {
     /// Loopback only, with infrastructure protection on.
     pub fn new() -> Self {
         Self {
-            own: NetSet::default(),
-            gateways: NetSet::default(),
-            resolvers: NetSet::default(),
-            ignore: NetSet::default(),
+            lists: Default::default(),
             protect_infrastructure: true,
+            index: NetIndex::default(),
         }
+    }
+
+    fn add(mut self, rank: usize, nets: impl IntoIterator<Item = IpNet>) -> Self {
+        self.lists[rank].extend(nets.into_iter().map(canonical_net));
+        self.reindex();
+        self
+    }
+
+    fn reindex(&mut self) {
+        let mut index = NetIndex::default();
+        for (rank, nets) in self.lists.iter().enumerate() {
+            let infrastructure =
+                REASONS[rank] == IgnoreReason::Gateway || REASONS[rank] == IgnoreReason::Resolver;
+            if infrastructure && !self.protect_infrastructure {
+                continue;
+            }
+            for net in nets {
+                index.insert(*net, rank as u8);
+            }
+        }
+        self.index = index;
     }
 
     /// Adds this host's own addresses (always protected). A bare [`IpAddr`] converts into a
     /// host network with `.into()`.
-    pub fn own_addresses(mut self, nets: impl IntoIterator<Item = IpNet>) -> Self {
-        self.own.extend(nets);
-        self
+    pub fn own_addresses(self, nets: impl IntoIterator<Item = IpNet>) -> Self {
+        self.add(0, nets)
     }
 
     /// Adds the default gateways (protected while infrastructure protection is on).
-    pub fn gateways(mut self, nets: impl IntoIterator<Item = IpNet>) -> Self {
-        self.gateways.extend(nets);
-        self
+    pub fn gateways(self, nets: impl IntoIterator<Item = IpNet>) -> Self {
+        self.add(1, nets)
     }
 
     /// Adds the DNS resolvers (protected while infrastructure protection is on).
-    pub fn resolvers(mut self, nets: impl IntoIterator<Item = IpNet>) -> Self {
-        self.resolvers.extend(nets);
-        self
+    pub fn resolvers(self, nets: impl IntoIterator<Item = IpNet>) -> Self {
+        self.add(2, nets)
     }
 
     /// Adds the ignore file's networks (always protected).
-    pub fn ignore_list(mut self, nets: impl IntoIterator<Item = IpNet>) -> Self {
-        self.ignore.extend(nets);
-        self
+    pub fn ignore_list(self, nets: impl IntoIterator<Item = IpNet>) -> Self {
+        self.add(3, nets)
     }
 
     /// Turns the protection of gateways and resolvers on or off (`NEVER_BLOCK_GATEWAYS`).
     pub fn protect_infrastructure(mut self, on: bool) -> Self {
         self.protect_infrastructure = on;
+        self.reindex();
         self
     }
 
@@ -166,7 +199,7 @@ impl NeverBlock {
 
     /// The number of networks held (loopback not included).
     pub fn len(&self) -> usize {
-        self.own.len() + self.gateways.len() + self.resolvers.len() + self.ignore.len()
+        self.lists.iter().map(Vec::len).sum()
     }
 
     /// True when only loopback is protected.
@@ -181,18 +214,11 @@ impl NeverBlock {
     pub fn check(&self, addr: IpAddr) -> Option<IgnoreReason> {
         let addr = addr.to_canonical();
         if addr.is_loopback() {
-            Some(IgnoreReason::Loopback)
-        } else if self.own.contains(addr) {
-            Some(IgnoreReason::OwnAddress)
-        } else if self.protect_infrastructure && self.gateways.contains(addr) {
-            Some(IgnoreReason::Gateway)
-        } else if self.protect_infrastructure && self.resolvers.contains(addr) {
-            Some(IgnoreReason::Resolver)
-        } else if self.ignore.contains(addr) {
-            Some(IgnoreReason::IgnoreFile)
-        } else {
-            None
+            return Some(IgnoreReason::Loopback);
         }
+        self.index
+            .best_rank(addr)
+            .map(|rank| REASONS[usize::from(rank)])
     }
 }
 

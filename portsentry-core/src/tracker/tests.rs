@@ -39,7 +39,7 @@ fn check_invariants(t: &Tracker) {
             assert_eq!(usize::from(slot.list), list);
             assert_eq!(slot.prev, prev);
             let (_, found) = t
-                .find(slot.addr, slot.hash)
+                .find(slot.addr, u64::from(slot.hash))
                 .expect("listed slot is indexed");
             assert_eq!(found, s);
             prev = s;
@@ -374,4 +374,32 @@ mod prop {
             prop_assert_eq!(t.memory_bytes(), mem);
         }
     }
+}
+
+#[test]
+fn protected_source_survives_seven_eighths_of_p_newer_protected_sources() {
+    let cap = 80;
+    let mut t = tracker(cap, 3600, 10);
+    let p = t.protected_capacity();
+    assert_eq!(p, 60);
+    let scanner = v4(1);
+    t.record(scanner, Protocol::Tcp, 1, secs(0));
+    t.record(scanner, Protocol::Tcp, 2, secs(0));
+    let survivors = 7 * p / 8 - 1;
+    for i in 0..survivors as u32 {
+        t.record(v4(100 + i), Protocol::Tcp, 1, secs(1));
+        t.record(v4(100 + i), Protocol::Tcp, 2, secs(1));
+        // Busy: touching it again keeps its place near the front or moves it there.
+        if i % 7 == 0 {
+            t.record(v4(100), Protocol::Tcp, 1, secs(1));
+        }
+    }
+    assert!(t.get(scanner).unwrap().protected);
+    // Enough newer protected sources demote it, and then single probes can evict it.
+    for i in 0..p as u32 {
+        t.record(v4(1000 + i), Protocol::Tcp, 1, secs(2));
+        t.record(v4(1000 + i), Protocol::Tcp, 2, secs(2));
+    }
+    assert!(t.get(scanner).is_none_or(|s| !s.protected));
+    check_invariants(&t);
 }
