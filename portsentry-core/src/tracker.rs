@@ -10,9 +10,12 @@
 //!
 //! Everything is allocated once, in [`Tracker::new`], and never grows:
 //!
-//! * an arena of `capacity` source slots;
-//! * `capacity × ports_per_source` packed port hits (8 bytes each; `ports_per_source` is the
-//!   trigger, at least 1, at most [`MAX_SCAN_TRIGGER`]);
+//! * an arena of `capacity` source slots of one cache line (64 bytes) each, holding the first
+//!   two port hits of the source;
+//! * a compact array of `capacity` list links (8 bytes each), so that LRU updates touch it
+//!   rather than scattered slots;
+//! * `capacity × (trigger − 2)` further packed port hits (8 bytes each) when the trigger is
+//!   above 2 (at most [`MAX_SCAN_TRIGGER`]);
 //! * an open-addressing index (linear probing, backward-shift deletion, no tombstones) of `u32`
 //!   slot numbers, a power of two at least four times the capacity, so the load factor never
 //!   exceeds 1/4 and probe sequences stay short.
@@ -186,8 +189,8 @@ struct Slot {
     last_seen: Timestamp,
     /// `Timestamp::ZERO` when no quiet period runs.
     quiet_until: Timestamp,
-    prev: u32,
-    next: u32,
+    /// The first [`INLINE_HITS`] port hits, in the slot's own cache line.
+    inline_hits: [u64; INLINE_HITS],
     hit_count: u8,
     /// `PROBATION`, `PROTECTED`, or `FREE`.
     list: u8,
@@ -202,11 +205,22 @@ impl Slot {
         stamp: 0,
         last_seen: Timestamp::ZERO,
         quiet_until: Timestamp::ZERO,
-        prev: NIL,
-        next: NIL,
+        inline_hits: [0; INLINE_HITS],
         hit_count: 0,
         list: FREE,
     };
+}
+
+/// Port hits stored inside the slot itself (the rest, for triggers above this, live in a
+/// separate array).
+const INLINE_HITS: usize = 2;
+
+/// A slot's place in its list, kept apart from the slots so that relinking touches a compact
+/// array rather than three scattered slots.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    prev: u32,
+    next: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -261,6 +275,9 @@ pub struct Tracker {
     capacity: usize,
     protected_max: usize,
     slots: Vec<Slot>,
+    links: Vec<Link>,
+    /// Port hits per source stored in `hits` (beyond the inline ones).
+    spill: usize,
     hits: Vec<u64>,
     index: Vec<u32>,
     mask: usize,
@@ -305,10 +322,14 @@ impl Tracker {
         let trigger = trigger.max(1);
         let ports_per_source = trigger as usize;
         let index_len = (capacity * 4).next_power_of_two();
-        let mut slots = vec![Slot::VACANT; capacity];
-        for (i, slot) in slots.iter_mut().enumerate() {
-            slot.next = if i + 1 < capacity { i as u32 + 1 } else { NIL };
-        }
+        let slots = vec![Slot::VACANT; capacity];
+        let links = (0..capacity)
+            .map(|i| Link {
+                prev: NIL,
+                next: if i + 1 < capacity { i as u32 + 1 } else { NIL },
+            })
+            .collect();
+        let spill = ports_per_source.saturating_sub(INLINE_HITS);
         Ok(Self {
             seed,
             window,
@@ -318,7 +339,9 @@ impl Tracker {
             capacity,
             protected_max: capacity - capacity.div_ceil(4),
             slots,
-            hits: vec![0; capacity * ports_per_source],
+            links,
+            spill,
+            hits: vec![0; capacity * spill],
             index: vec![EMPTY; index_len],
             mask: index_len - 1,
             lists: [List::EMPTY; 2],
@@ -459,6 +482,7 @@ impl Tracker {
     /// Bytes of heap memory held (fixed at construction).
     pub fn memory_bytes(&self) -> usize {
         self.slots.capacity() * size_of::<Slot>()
+            + self.links.capacity() * size_of::<Link>()
             + self.hits.capacity() * size_of::<u64>()
             + self.index.capacity() * size_of::<u32>()
     }
@@ -502,15 +526,14 @@ impl Tracker {
             return Observation::Below { distinct_ports: 1 };
         };
         let s = self.free_head as usize;
-        self.free_head = self.slots[s].next;
+        self.free_head = self.links[s].next;
         self.slots[s] = Slot {
             addr,
             hash: hash as u32,
             stamp: 0,
             last_seen: at,
             quiet_until: Timestamp::ZERO,
-            prev: NIL,
-            next: NIL,
+            inline_hits: [0; INLINE_HITS],
             hit_count: 0,
             list: FREE,
         };
@@ -539,36 +562,46 @@ impl Tracker {
     /// Prunes hits older than the window, adds or refreshes `key`, and returns the number of
     /// distinct hits now stored.
     fn add_hit(&mut self, s: usize, key: u64, now_ms: u64) -> u32 {
-        let base = s * self.ports_per_source;
         let count = usize::from(self.slots[s].hit_count);
+        let mut hits = [0u64; MAX_SCAN_TRIGGER as usize];
+        let inline = count.min(INLINE_HITS);
+        hits[..inline].copy_from_slice(&self.slots[s].inline_hits[..inline]);
+        let base = s * self.spill;
+        if count > INLINE_HITS {
+            hits[INLINE_HITS..count].copy_from_slice(&self.hits[base..base + count - INLINE_HITS]);
+        }
         let fresh = (now_ms << HIT_KEY_BITS) | key;
         let mut kept = 0;
         let mut found = false;
         for j in 0..count {
-            let hit = self.hits[base + j];
+            let hit = hits[j];
             if now_ms.saturating_sub(hit >> HIT_KEY_BITS) >= self.window_ms {
                 continue;
             }
-            let hit = if hit & HIT_KEY_MASK == key {
+            hits[kept] = if hit & HIT_KEY_MASK == key {
                 found = true;
                 fresh
             } else {
                 hit
             };
-            self.hits[base + kept] = hit;
             kept += 1;
         }
         if !found {
             if kept < self.ports_per_source {
-                self.hits[base + kept] = fresh;
+                hits[kept] = fresh;
                 kept += 1;
             } else {
                 // Full (only after a crossing): replace the oldest hit.
                 let oldest = (0..kept)
-                    .min_by_key(|&j| self.hits[base + j] >> HIT_KEY_BITS)
+                    .min_by_key(|&j| hits[j] >> HIT_KEY_BITS)
                     .unwrap_or(0);
-                self.hits[base + oldest] = fresh;
+                hits[oldest] = fresh;
             }
+        }
+        let inline = kept.min(INLINE_HITS);
+        self.slots[s].inline_hits[..inline].copy_from_slice(&hits[..inline]);
+        if kept > INLINE_HITS {
+            self.hits[base..base + kept - INLINE_HITS].copy_from_slice(&hits[INLINE_HITS..kept]);
         }
         // `kept` ≤ ports_per_source ≤ MAX_SCAN_TRIGGER (64), so it fits in a u8.
         self.slots[s].hit_count = kept as u8;
@@ -632,41 +665,40 @@ impl Tracker {
     }
 
     fn unlink(&mut self, s: usize) {
-        let Slot {
-            prev, next, list, ..
-        } = self.slots[s];
-        let list = usize::from(list);
+        let Link { prev, next } = self.links[s];
+        let list = usize::from(self.slots[s].list);
         if prev == NIL {
             self.lists[list].head = next;
         } else {
-            self.slots[prev as usize].next = next;
+            self.links[prev as usize].next = next;
         }
         if next == NIL {
             self.lists[list].tail = prev;
         } else {
-            self.slots[next as usize].prev = prev;
+            self.links[next as usize].prev = prev;
         }
         self.lists[list].len -= 1;
-        let slot = &mut self.slots[s];
-        slot.prev = NIL;
-        slot.next = NIL;
-        slot.list = FREE;
+        self.links[s] = Link {
+            prev: NIL,
+            next: NIL,
+        };
+        self.slots[s].list = FREE;
     }
 
     fn push_front(&mut self, list: usize, s: usize) {
         let head = self.lists[list].head;
         self.lists[list].pushes = self.lists[list].pushes.wrapping_add(1);
-        {
-            let slot = &mut self.slots[s];
-            slot.prev = NIL;
-            slot.next = head;
-            slot.list = list as u8;
-            slot.stamp = self.lists[list].pushes;
-        }
+        self.links[s] = Link {
+            prev: NIL,
+            next: head,
+        };
+        let slot = &mut self.slots[s];
+        slot.list = list as u8;
+        slot.stamp = self.lists[list].pushes;
         if head == NIL {
             self.lists[list].tail = s as u32;
         } else {
-            self.slots[head as usize].prev = s as u32;
+            self.links[head as usize].prev = s as u32;
         }
         self.lists[list].head = s as u32;
         self.lists[list].len += 1;
@@ -678,9 +710,10 @@ impl Tracker {
             self.unlink(s);
         }
         self.remove_position(pos);
-        self.slots[s] = Slot {
+        self.slots[s] = Slot::VACANT;
+        self.links[s] = Link {
+            prev: NIL,
             next: self.free_head,
-            ..Slot::VACANT
         };
         self.free_head = s as u32;
     }

@@ -37,13 +37,13 @@ fn check_invariants(t: &Tracker) {
         while s != NIL {
             let slot = &t.slots[s as usize];
             assert_eq!(usize::from(slot.list), list);
-            assert_eq!(slot.prev, prev);
+            assert_eq!(t.links[s as usize].prev, prev);
             let (_, found) = t
                 .find(slot.addr, u64::from(slot.hash))
                 .expect("listed slot is indexed");
             assert_eq!(found, s);
             prev = s;
-            s = slot.next;
+            s = t.links[s as usize].next;
             n += 1;
         }
         assert_eq!(t.lists[list].tail, prev);
@@ -303,7 +303,8 @@ fn crafted_collisions_are_capped_not_unbounded() {
 fn memory_is_fixed_and_constant() {
     let mut t = tracker(1000, 60, 5);
     let before = t.memory_bytes();
-    assert!(before >= 1000 * (size_of::<Slot>() + 5 * 8));
+    assert!(before >= 1000 * (size_of::<Slot>() + 3 * 8));
+    assert_eq!(size_of::<Slot>(), 64);
     for i in 0..50_000u32 {
         t.record(
             v4(i),
@@ -402,4 +403,23 @@ fn protected_source_survives_seven_eighths_of_p_newer_protected_sources() {
     }
     assert!(t.get(scanner).is_none_or(|s| !s.protected));
     check_invariants(&t);
+}
+
+#[test]
+fn large_triggers_count_past_the_inline_hits() {
+    let mut t = tracker(4, 60, 20);
+    let s = v4(3);
+    for port in 0..19u16 {
+        assert_eq!(
+            t.record(s, Protocol::Udp, port, secs(0)),
+            below(u32::from(port) + 1)
+        );
+        assert_eq!(
+            t.record(s, Protocol::Udp, port, secs(1)),
+            below(u32::from(port) + 1)
+        );
+    }
+    assert_eq!(t.record(s, Protocol::Udp, 19, secs(2)), crossed(20));
+    // Other sources' hits are separate.
+    assert_eq!(t.record(v4(4), Protocol::Udp, 5, secs(2)), below(1));
 }
