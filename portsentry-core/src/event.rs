@@ -53,6 +53,8 @@ pub struct Alert {
 }
 
 /// A block expired (`BLOCK_TIMEOUT`): release actions should run.
+///
+/// Produced by `Detector::expire`, never by `observe` (see the detector docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Release {
     /// The address that was blocked.
@@ -61,6 +63,10 @@ pub struct Release {
     pub blocked_at: Timestamp,
     /// When it expired.
     pub released_at: Timestamp,
+    /// The mode whose alert caused the block (the `$MODE$` token of an unblock command).
+    pub mode: Mode,
+    /// The port whose probe caused the block (the `$PORT$` token of an unblock command).
+    pub port: u16,
 }
 
 /// The detector's decision about one probe.
@@ -87,8 +93,43 @@ pub enum Event {
     },
     /// The source crossed the trigger.
     Alert(Alert),
-    /// The source is already blocked; no action runs again.
+    /// The source is already blocked (or its block is being made right now); no action runs
+    /// again.
     AlreadyBlocked(Probe),
     /// A block expired.
     Released(Release),
+    /// The source already raised an alert inside the current `SCAN_WINDOW` and is not blocked
+    /// (log-only `BLOCK_x = 0`, or a block attempt that failed): it is not alerted again until
+    /// the window after that alert has passed, so a log-only scanner gives one alert per window
+    /// instead of one per packet.
+    AlreadyAlerted(Probe),
+}
+
+impl Event {
+    /// The probe this event is about; `None` for [`Event::Released`].
+    pub const fn probe(&self) -> Option<&Probe> {
+        match self {
+            Self::NotMonitored(probe)
+            | Self::Ignored { probe, .. }
+            | Self::BelowTrigger { probe, .. }
+            | Self::AlreadyBlocked(probe)
+            | Self::AlreadyAlerted(probe) => Some(probe),
+            Self::Alert(alert) => Some(&alert.probe),
+            Self::Released(_) => None,
+        }
+    }
+
+    /// A short stable name of the event kind: `not_monitored`, `ignored`, `below_trigger`,
+    /// `alert`, `already_blocked`, `released`, `already_alerted`.
+    pub const fn kind_str(&self) -> &'static str {
+        match self {
+            Self::NotMonitored(_) => "not_monitored",
+            Self::Ignored { .. } => "ignored",
+            Self::BelowTrigger { .. } => "below_trigger",
+            Self::Alert(_) => "alert",
+            Self::AlreadyBlocked(_) => "already_blocked",
+            Self::Released(_) => "released",
+            Self::AlreadyAlerted(_) => "already_alerted",
+        }
+    }
 }

@@ -58,3 +58,19 @@ pub use respond::{
 pub use ignore::IgnoreList;
 
 pub use classify::{LinkType, Skip, SkipCounts, classify};
+pub mod block_table;
+pub mod detector;
+pub mod hash;
+pub mod never_block;
+pub mod tracker;
+
+pub use block_table::{
+    BlockFileError, BlockLineError, BlockRecord, BlockStats, BlockTable, format_records,
+    parse_records,
+};
+pub use detector::{
+    BlockError, Detector, DetectorBuilder, DetectorError, DetectorStats, RestoreSummary,
+};
+pub use hash::HashSeed;
+pub use never_block::NeverBlock;
+pub use tracker::{Observation, SourceState, Tracker, TrackerError, TrackerStats};

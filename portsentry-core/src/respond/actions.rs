@@ -213,8 +213,8 @@ impl Responder for Actions {
         if let Some(cmd) = &self.unblock {
             let tokens = Tokens {
                 target: address,
-                port: None,
-                mode: None,
+                port: Some(ctx.release.port),
+                mode: Some(ctx.release.mode),
             };
             steps.push(shell_step(Action::Unblock, cmd, &tokens));
         }
@@ -256,7 +256,7 @@ mod tests {
             kill_route: Some(format!("echo route $TARGET$ >> {log}")),
             kill_hosts_deny: Some("ALL: $TARGET$ : DENY".into()),
             hosts_deny_file: s.deny.clone(),
-            unblock_cmd: Some(format!("echo unblock $TARGET$ >> {log}")),
+            unblock_cmd: Some(format!("echo unblock $TARGET$ $PORT$ $MODE$ >> {log}")),
             ..Config::default()
         }
     }
@@ -383,6 +383,8 @@ mod tests {
             address: "203.0.113.9".parse().unwrap(),
             blocked_at: Timestamp::from_secs(1),
             released_at: Timestamp::from_secs(2),
+            mode: crate::Mode::StealthTcp,
+            port: 79,
         };
         let report = fanout.handle_release(&release, None);
         assert!(
@@ -391,6 +393,6 @@ mod tests {
             report.responders
         );
         assert_eq!(lines(&s.deny), Vec::<String>::new());
-        assert_eq!(lines(&s.log).last().unwrap(), "unblock 203.0.113.9");
+        assert_eq!(lines(&s.log).last().unwrap(), "unblock 203.0.113.9 79 stcp");
     }
 }

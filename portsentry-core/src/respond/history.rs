@@ -334,6 +334,8 @@ mod tests {
             address: "203.0.113.2".parse().unwrap(),
             blocked_at: Timestamp::from_secs(1),
             released_at: Timestamp::from_micros(u64::try_from(now).unwrap()),
+            mode: crate::Mode::StealthTcp,
+            port: 79,
         };
         fanout.handle_release(&release, None);
         alerts.len()

@@ -828,6 +828,8 @@ mod tests {
             address: "203.0.113.9".parse().unwrap(),
             blocked_at: Timestamp::from_secs(1_000),
             released_at: Timestamp::from_secs(4_600),
+            mode: crate::Mode::StealthTcp,
+            port: 79,
         };
         let st = [Step {
             action: Action::HostsDenyRemove,

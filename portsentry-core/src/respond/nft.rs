@@ -469,6 +469,8 @@ mod tests {
             address: "203.0.113.5".parse().unwrap(),
             blocked_at: Timestamp::from_secs(1),
             released_at: Timestamp::from_secs(2),
+            mode: crate::Mode::StealthTcp,
+            port: 79,
         };
         let report = fanout.handle_release(&release, None);
         assert!(report.responders[0].result.is_ok(), "{report:?}");

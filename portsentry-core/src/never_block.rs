@@ -1,0 +1,319 @@
+//! [`NeverBlock`]: the addresses the detector never counts or blocks, with the reason.
+//!
+//! Loopback is always protected. The caller adds this host's own addresses, its default
+//! gateways and resolvers (protected while [`NeverBlock::protect_infrastructure`] is on, the
+//! `NEVER_BLOCK_GATEWAYS` default), and the ignore file's networks (a list of
+//! [`IpNet`], as the ignore-file parser produces). These are the addresses a spoofer would forge
+//! to make the host cut itself off.
+//!
+//! Matching masks both sides (an entry `192.0.2.7/24` covers all of `192.0.2.0/24`), treats
+//! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) and IPv4-mapped entries as the IPv4 address
+//! they carry, and costs one binary search per distinct prefix length in the list, without
+//! allocation.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::event::IgnoreReason;
+
+/// Networks grouped by family and prefix length, each group a sorted list of
+/// (network number, reason rank); the lowest rank of all matching entries wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct NetIndex {
+    v4: Vec<(u8, Vec<(u32, u8)>)>,
+    v6: Vec<(u8, Vec<(u128, u8)>)>,
+}
+
+impl NetIndex {
+    fn insert(&mut self, net: IpNet, rank: u8) {
+        match net {
+            IpNet::V4(n) => insert_group(&mut self.v4, n.prefix_len(), n.network().to_bits(), rank),
+            IpNet::V6(n) => insert_group(&mut self.v6, n.prefix_len(), n.network().to_bits(), rank),
+        }
+    }
+
+    /// The lowest rank among the entries that contain `addr`.
+    #[inline]
+    fn best_rank(&self, addr: IpAddr) -> Option<u8> {
+        match addr {
+            IpAddr::V4(a) => best_in(&self.v4, a.to_bits(), |len| {
+                u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+            }),
+            IpAddr::V6(a) => best_in(&self.v6, a.to_bits(), |len| {
+                u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
+            }),
+        }
+    }
+}
+
+#[inline]
+fn best_in<T>(groups: &[(u8, Vec<(T, u8)>)], bits: T, mask: impl Fn(u8) -> T) -> Option<u8>
+where
+    T: Ord + Copy + std::ops::BitAnd<Output = T>,
+{
+    let mut best: Option<u8> = None;
+    for (len, nets) in groups {
+        let network = bits & mask(*len);
+        if let Ok(i) = nets.binary_search_by(|(n, _)| n.cmp(&network)) {
+            let rank = nets[i].1;
+            best = Some(best.map_or(rank, |b| b.min(rank)));
+        }
+    }
+    best
+}
+
+fn insert_group<T: Ord + Copy>(
+    groups: &mut Vec<(u8, Vec<(T, u8)>)>,
+    len: u8,
+    network: T,
+    rank: u8,
+) {
+    let at = match groups.binary_search_by(|(l, _)| len.cmp(l)) {
+        Ok(i) => i,
+        Err(i) => {
+            groups.insert(i, (len, Vec::new()));
+            i
+        }
+    };
+    let nets = &mut groups[at].1;
+    match nets.binary_search_by(|(n, _)| n.cmp(&network)) {
+        Ok(i) => nets[i].1 = nets[i].1.min(rank),
+        Err(i) => nets.insert(i, (network, rank)),
+    }
+}
+
+/// The network with host bits cleared, and an IPv4-mapped IPv6 network of prefix ≥ 96 turned
+/// into the IPv4 network it carries.
+fn canonical_net(net: IpNet) -> IpNet {
+    match net.trunc() {
+        IpNet::V6(n) if n.prefix_len() >= 96 => match n.network().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, n.prefix_len() - 96)
+                .map(|v| IpNet::V4(v.trunc()))
+                .unwrap_or(IpNet::V6(n)),
+            None => IpNet::V6(n),
+        },
+        other => other,
+    }
+}
+
+/// The never-block list: loopback, own addresses, gateways, resolvers and the ignore file.
+///
+/// # Examples
+///
+/// ```
+/// use std::net::IpAddr;
+/// use portsentry_core::{IgnoreReason, NeverBlock};
+///
+/// let gw: IpAddr = "192.0.2.1".parse().unwrap();
+/// let nb = NeverBlock::new()
+///     .own_addresses(["192.0.2.10".parse::<IpAddr>().unwrap().into()])
+///     .gateways([gw.into()])
+///     .ignore_list(["198.51.100.0/24".parse().unwrap()]);
+/// assert_eq!(nb.check("127.0.0.2".parse().unwrap()), Some(IgnoreReason::Loopback));
+/// assert_eq!(nb.check(gw), Some(IgnoreReason::Gateway));
+/// assert_eq!(nb.check("::ffff:198.51.100.9".parse().unwrap()), Some(IgnoreReason::IgnoreFile));
+/// assert_eq!(nb.check("203.0.113.1".parse().unwrap()), None);
+/// assert_eq!(nb.clone().protect_infrastructure(false).check(gw), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeverBlock {
+    /// The networks given, by reason rank (own, gateway, resolver, ignore file).
+    lists: [Vec<IpNet>; 4],
+    protect_infrastructure: bool,
+    /// All networks that are protected now, for one lookup per prefix length.
+    index: NetIndex,
+}
+
+/// Reasons by rank: the order in which they are reported when several apply.
+const REASONS: [IgnoreReason; 4] = [
+    IgnoreReason::OwnAddress,
+    IgnoreReason::Gateway,
+    IgnoreReason::Resolver,
+    IgnoreReason::IgnoreFile,
+];
+
+impl NeverBlock {
+    /// Loopback only, with infrastructure protection on.
+    pub fn new() -> Self {
+        Self {
+            lists: Default::default(),
+            protect_infrastructure: true,
+            index: NetIndex::default(),
+        }
+    }
+
+    fn add(mut self, rank: usize, nets: impl IntoIterator<Item = IpNet>) -> Self {
+        self.lists[rank].extend(nets.into_iter().map(canonical_net));
+        self.reindex();
+        self
+    }
+
+    fn reindex(&mut self) {
+        let mut index = NetIndex::default();
+        for (rank, nets) in self.lists.iter().enumerate() {
+            let infrastructure =
+                REASONS[rank] == IgnoreReason::Gateway || REASONS[rank] == IgnoreReason::Resolver;
+            if infrastructure && !self.protect_infrastructure {
+                continue;
+            }
+            for net in nets {
+                index.insert(*net, rank as u8);
+            }
+        }
+        self.index = index;
+    }
+
+    /// Adds this host's own addresses (always protected). A bare [`IpAddr`] converts into a
+    /// host network with `.into()`.
+    pub fn own_addresses(self, nets: impl IntoIterator<Item = IpNet>) -> Self {
+        self.add(0, nets)
+    }
+
+    /// Adds the default gateways (protected while infrastructure protection is on).
+    pub fn gateways(self, nets: impl IntoIterator<Item = IpNet>) -> Self {
+        self.add(1, nets)
+    }
+
+    /// Adds the DNS resolvers (protected while infrastructure protection is on).
+    pub fn resolvers(self, nets: impl IntoIterator<Item = IpNet>) -> Self {
+        self.add(2, nets)
+    }
+
+    /// Adds the ignore file's networks (always protected).
+    pub fn ignore_list(self, nets: impl IntoIterator<Item = IpNet>) -> Self {
+        self.add(3, nets)
+    }
+
+    /// Turns the protection of gateways and resolvers on or off (`NEVER_BLOCK_GATEWAYS`).
+    pub fn protect_infrastructure(mut self, on: bool) -> Self {
+        self.protect_infrastructure = on;
+        self.reindex();
+        self
+    }
+
+    /// True when gateways and resolvers are protected.
+    pub fn protects_infrastructure(&self) -> bool {
+        self.protect_infrastructure
+    }
+
+    /// The number of networks held (loopback not included).
+    pub fn len(&self) -> usize {
+        self.lists.iter().map(Vec::len).sum()
+    }
+
+    /// True when only loopback is protected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Why `addr` must never be counted or blocked, or `None` when it may be.
+    ///
+    /// Reasons are checked in the order loopback, own address, gateway, resolver, ignore file.
+    /// Allocates nothing.
+    pub fn check(&self, addr: IpAddr) -> Option<IgnoreReason> {
+        let addr = addr.to_canonical();
+        if addr.is_loopback() {
+            return Some(IgnoreReason::Loopback);
+        }
+        self.index
+            .best_rank(addr)
+            .map(|rank| REASONS[usize::from(rank)])
+    }
+}
+
+impl Default for NeverBlock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn loopback_is_always_protected_in_both_families_and_mapped() {
+        let nb = NeverBlock::new().protect_infrastructure(false);
+        for a in ["127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.1"] {
+            assert_eq!(nb.check(ip(a)), Some(IgnoreReason::Loopback), "{a}");
+        }
+        assert_eq!(nb.check(ip("203.0.113.1")), None);
+        assert_eq!(nb.check(ip("2001:db8::1")), None);
+    }
+
+    #[test]
+    fn each_reason_is_reported() {
+        let nb = NeverBlock::new()
+            .own_addresses([ip("203.0.113.10").into(), ip("2001:db8::10").into()])
+            .gateways([ip("203.0.113.1").into(), ip("fe80::1").into()])
+            .resolvers([ip("198.51.100.53").into(), ip("2001:db8:53::53").into()])
+            .ignore_list([net("198.51.100.0/24"), net("2001:db8:aa::/48")]);
+        assert_eq!(nb.check(ip("203.0.113.10")), Some(IgnoreReason::OwnAddress));
+        assert_eq!(nb.check(ip("2001:db8::10")), Some(IgnoreReason::OwnAddress));
+        assert_eq!(nb.check(ip("203.0.113.1")), Some(IgnoreReason::Gateway));
+        assert_eq!(nb.check(ip("fe80::1")), Some(IgnoreReason::Gateway));
+        // The resolver is inside the ignored /24 too: the more specific reason wins.
+        assert_eq!(nb.check(ip("198.51.100.53")), Some(IgnoreReason::Resolver));
+        assert_eq!(
+            nb.check(ip("2001:db8:53::53")),
+            Some(IgnoreReason::Resolver)
+        );
+        assert_eq!(
+            nb.check(ip("198.51.100.54")),
+            Some(IgnoreReason::IgnoreFile)
+        );
+        assert_eq!(
+            nb.check(ip("2001:db8:aa:ffff::1")),
+            Some(IgnoreReason::IgnoreFile)
+        );
+        assert_eq!(nb.check(ip("2001:db8:ab::1")), None);
+        assert_eq!(nb.check(ip("203.0.113.11")), None);
+
+        let off = nb.protect_infrastructure(false);
+        assert_eq!(off.check(ip("203.0.113.1")), None);
+        assert_eq!(off.check(ip("2001:db8:53::53")), None);
+        // Inside the ignore file, so still protected, now for that reason.
+        assert_eq!(
+            off.check(ip("198.51.100.53")),
+            Some(IgnoreReason::IgnoreFile)
+        );
+        assert_eq!(
+            off.check(ip("203.0.113.10")),
+            Some(IgnoreReason::OwnAddress)
+        );
+    }
+
+    #[test]
+    fn host_bits_in_entries_are_masked_and_mapped_entries_match_ipv4() {
+        let nb =
+            NeverBlock::new().ignore_list([net("192.0.2.77/24"), net("::ffff:198.51.100.0/120")]);
+        assert_eq!(nb.check(ip("192.0.2.1")), Some(IgnoreReason::IgnoreFile));
+        assert_eq!(
+            nb.check(ip("::ffff:192.0.2.200")),
+            Some(IgnoreReason::IgnoreFile)
+        );
+        assert_eq!(
+            nb.check(ip("198.51.100.99")),
+            Some(IgnoreReason::IgnoreFile)
+        );
+        assert_eq!(nb.check(ip("192.0.3.1")), None);
+        assert_eq!(nb.len(), 2);
+    }
+
+    #[test]
+    fn zero_prefix_covers_its_whole_family() {
+        let nb = NeverBlock::new().ignore_list([net("0.0.0.0/0")]);
+        assert_eq!(nb.check(ip("203.0.113.1")), Some(IgnoreReason::IgnoreFile));
+        assert_eq!(nb.check(ip("2001:db8::1")), None);
+        let nb = NeverBlock::new().ignore_list([net("::/0")]);
+        assert_eq!(nb.check(ip("2001:db8::1")), Some(IgnoreReason::IgnoreFile));
+    }
+}
