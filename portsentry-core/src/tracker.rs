@@ -60,8 +60,9 @@
 //!    To flush it, an attacker needs about `7P/8` or more distinct sources each probing two
 //!    distinct monitored ports inside the window after the scanner's last probe.
 //! 3. A source with a single probe so far is indistinguishable from one spoofed packet: it
-//!    survives at least `capacity − P = ⌈capacity / 4⌉` newer single-port sources, and after
-//!    that may be evicted. It then loses at most that one port of progress.
+//!    survives at least `⌈capacity / 4⌉ − 1` newer single-port sources (more while the
+//!    protected list is not full), and after that may be evicted. It then loses that one port of
+//!    progress, no more.
 //! 4. A source whose probes are all older than the window keeps no evidence and may be
 //!    reclaimed first.
 //!
