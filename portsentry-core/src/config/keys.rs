@@ -96,7 +96,7 @@ pub const KEYS: &[KeyInfo] = &[
     ),
     key("KILL_RUN_CMD", KeyOrigin::Both, "shell command"),
     key("KILL_RUN_CMD_FIRST", KeyOrigin::Both, "0 or 1"),
-    key("SCAN_TRIGGER", KeyOrigin::Both, "0-65535"),
+    key("SCAN_TRIGGER", KeyOrigin::Both, "0-64"),
     key("PORT_BANNER", KeyOrigin::Both, "text (empty: none)"),
     key("HISTORY_FORMAT", KeyOrigin::New, "classic, v2 or json"),
     key("UNBLOCK_CMD", KeyOrigin::New, "shell command"),

@@ -41,7 +41,7 @@
 //! | `KILL_HOSTS_DENY` | 1.2+2.0 | hosts.deny line; must contain `$TARGET$`; `\%` kept as written | none |
 //! | `KILL_RUN_CMD` | 1.2+2.0 | shell command; `$TARGET$`, `$PORT$`, `$MODE$` optional | none |
 //! | `KILL_RUN_CMD_FIRST` | 1.2+2.0 | 0/1: run `KILL_RUN_CMD` before the other actions | 0 |
-//! | `SCAN_TRIGGER` | 1.2+2.0 | 0-65535: 0 and 1 alarm at once, N at the Nth distinct port | 0 |
+//! | `SCAN_TRIGGER` | 1.2+2.0 | 0-64: 0 and 1 alarm at once, N at the Nth distinct port | 0 |
 //! | `PORT_BANNER` | 1.2+2.0 | text sent in the connect modes; `""`: none | none |
 //! | `HISTORY_FORMAT` | new | `classic` (1.2, fail2ban), `v2` (2.0 `Scan from:`), `json` | classic |
 //! | `UNBLOCK_CMD` | new | shell command run when a block expires | none |

@@ -216,7 +216,7 @@ fn every_key_is_understood() {
         ADVANCED_EXCLUDE_TCP=\"3\"\nADVANCED_EXCLUDE_UDP=\"\"\nIGNORE_FILE=\"/i\"\nHISTORY_FILE=\"/h\"\n\
         BLOCKED_FILE=\"/b\"\nRESOLVE_HOST=\"1\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"2\"\n\
         KILL_ROUTE=\"r $TARGET$\"\nKILL_HOSTS_DENY=\"ALL: $TARGET$\"\nKILL_RUN_CMD=\"c\"\n\
-        KILL_RUN_CMD_FIRST=\"1\"\nSCAN_TRIGGER=\"65535\"\nPORT_BANNER=\"hi\"\nHISTORY_FORMAT=\"v2\"\n\
+        KILL_RUN_CMD_FIRST=\"1\"\nSCAN_TRIGGER=\"64\"\nPORT_BANNER=\"hi\"\nHISTORY_FORMAT=\"v2\"\n\
         UNBLOCK_CMD=\"u\"\nHOSTS_DENY_FILE=\"/d\"\nSCAN_WINDOW=\"604800\"\nMAX_TRACKED_SOURCES=\"16777216\"\n\
         BLOCK_TIMEOUT=\"315360000\"\nDETECT_ACK_SCANS=\"1\"\nNEVER_BLOCK_GATEWAYS=\"0\"\n\
         NFT_SET=\"ip6 my_table set-1\"\n";
@@ -247,7 +247,7 @@ fn every_key_is_understood() {
         kill_run_cmd_first: true,
         unblock_cmd: Some("u".into()),
         hosts_deny_file: "/d".into(),
-        scan_trigger: 65535,
+        scan_trigger: 64,
         scan_window: Duration::from_secs(604_800),
         max_tracked_sources: 16_777_216,
         block_timeout: Some(Duration::from_secs(315_360_000)),
@@ -320,6 +320,8 @@ fn numbers_never_wrap_around() {
     let cases: &[(&str, &str, bool)] = &[
         ("SCAN_TRIGGER", "-1", false),
         ("SCAN_TRIGGER", "70000", false),
+        ("SCAN_TRIGGER", "65", false),
+        ("SCAN_TRIGGER", "64", true),
         ("SCAN_TRIGGER", "4294967296", false),
         ("SCAN_TRIGGER", "+3", false),
         ("SCAN_TRIGGER", "3.5", false),

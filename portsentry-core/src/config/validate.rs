@@ -12,7 +12,8 @@ use crate::located::Located;
 use crate::ports::PortSet;
 
 /// The largest `SCAN_TRIGGER`: more distinct ports than one protocol has cannot be reached.
-pub(crate) const MAX_SCAN_TRIGGER: u64 = 65_535;
+/// The tracker keeps per-source state for at most this many distinct ports.
+pub(crate) const MAX_SCAN_TRIGGER: u64 = crate::tracker::MAX_SCAN_TRIGGER as u64;
 /// The largest `SCAN_WINDOW`, in seconds (7 days).
 pub(crate) const MAX_SCAN_WINDOW: u64 = 604_800;
 /// The largest `MAX_TRACKED_SOURCES` (2^24 sources, a few GiB at most).
@@ -191,7 +192,7 @@ fn apply(config: &mut Config, key: &str, value: &str) -> Result<(), ProblemKind>
         "KILL_RUN_CMD" => config.kill_run_cmd = optional_text(value),
         "KILL_RUN_CMD_FIRST" => config.kill_run_cmd_first = switch(value)?,
         "SCAN_TRIGGER" => {
-            let n = number(value, 0, MAX_SCAN_TRIGGER, "a number from 0 to 65535")?;
+            let n = number(value, 0, MAX_SCAN_TRIGGER, "a number from 0 to 64")?;
             config.scan_trigger = u32::try_from(n).unwrap_or(u32::MAX);
         }
         "PORT_BANNER" => config.port_banner = optional_text(value),
