@@ -5,13 +5,13 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use portsentry_core::{Detector, Event, Mode, Timestamp, classify};
+use portsentry_core::{Detector, Event, Mode, classify};
 
 use crate::config::{PyConfig, apply_overrides};
 use crate::engine;
 use crate::event::event_to_py;
 use crate::link::LinkArg;
-use crate::probe::{PyProbe, address_arg};
+use crate::probe::{PyProbe, address_arg, timestamp};
 use crate::vocab::{MODE, Message, RESPONDER, RESPONDER_FAILURE, config_error, responder_error};
 
 /// The modes a detector and a replay use when none are given.
@@ -152,7 +152,7 @@ impl PyDetector {
         link: LinkArg,
     ) -> PyResult<Bound<'py, PyList>> {
         let link = link.resolve(py)?;
-        let at = Timestamp::from_secs_f64(ts);
+        let at = timestamp(ts);
         let events = py.detach(|| {
             let probe = classify(at, link, frame).ok();
             let mut events = Vec::new();
@@ -180,7 +180,7 @@ impl PyDetector {
     /// Releases the blocks that expired by `ts`; returns the `Released` events.
     #[pyo3(signature = (*, ts))]
     fn expire<'py>(&self, py: Python<'py>, ts: f64) -> PyResult<Bound<'py, PyList>> {
-        let at = Timestamp::from_secs_f64(ts);
+        let at = timestamp(ts);
         let events = py.detach(|| {
             let mut events = Vec::new();
             engine::step(&mut self.inner.lock(), at, None, &mut events);
@@ -246,15 +246,16 @@ impl PyDetector {
     }
 
     fn __repr__(&self) -> String {
-        let modes: Vec<&str> = self
+        let modes: Vec<String> = self
             .inner
             .lock()
             .modes()
             .iter()
-            .map(|m| m.as_str())
+            .map(|m| format!("'{m}'"))
             .collect();
         format!(
-            "Detector(modes={modes:?}, responders={})",
+            "Detector(modes=[{}], responders={})",
+            modes.join(", "),
             self.responders.lock().len()
         )
     }

@@ -68,6 +68,13 @@ fn scan_kind(py: Python<'_>, kind: &str, flags: Option<u8>) -> PyResult<ScanKind
         })
 }
 
+/// A timestamp from seconds since the epoch, rounded to the microsecond (a float seldom holds
+/// a pcap time exactly). Negative and NaN values become 0, huge ones the largest timestamp.
+pub(crate) fn timestamp(secs: f64) -> Timestamp {
+    // `as` saturates and maps NaN to 0.
+    Timestamp::from_micros((secs * 1_000_000.0).round() as u64)
+}
+
 /// Seconds since the epoch as a float, from a timestamp.
 pub(crate) fn secs(at: Timestamp) -> f64 {
     at.as_secs_f64()
@@ -97,7 +104,7 @@ impl PyProbe {
             Protocol::Tcp
         };
         Ok(Self(Probe {
-            at: Timestamp::from_secs_f64(at),
+            at: timestamp(at),
             source: address_arg(py, "source", source)?,
             destination: address_arg(py, "destination", destination)?,
             protocol,
@@ -204,7 +211,5 @@ pub(crate) fn py_classify(
     ts: f64,
 ) -> PyResult<Option<PyProbe>> {
     let link = link.resolve(py)?;
-    Ok(classify(Timestamp::from_secs_f64(ts), link, frame)
-        .ok()
-        .map(PyProbe))
+    Ok(classify(timestamp(ts), link, frame).ok().map(PyProbe))
 }
