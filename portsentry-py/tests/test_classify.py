@@ -155,3 +155,9 @@ def test_damaged_probes_never_raise(kind: str, version: int, data: st.DataObject
         original[index] = value
     result = portsentry.classify(bytes(original[:cut]))
     assert result is None or isinstance(result, Probe)
+
+
+@given(st.binary(max_size=1600), st.floats(allow_nan=True, allow_infinity=True))
+def test_detector_feed_on_garbage_never_raises(data: bytes, ts: float) -> None:
+    events = portsentry.Detector(scan_trigger=2).feed(data, ts=ts, link="raw")
+    assert all(isinstance(e, portsentry.Event) for e in events)
