@@ -1,21 +1,36 @@
 //! Python bindings for `portsentry-core`: the private native module `portsentry._portsentry`.
 //!
 //! Everything here is a thin wrapper; behaviour lives (and is tested) in `portsentry-core`.
+//! The string enums, `Located` and the exception classes are plain Python
+//! (`python/portsentry/_types.py`); [`vocab`] builds them from Rust values.
+
+mod config;
+mod detector;
+mod engine;
+mod event;
+mod link;
+mod probe;
+mod replay;
+mod vocab;
 
 use pyo3::prelude::*;
-
-pyo3::create_exception!(
-    portsentry,
-    PortsentryError,
-    pyo3::exceptions::PyException,
-    "Base class of every error raised by portsentry."
-);
 
 /// The native module; `portsentry/__init__.py` re-exports its public names.
 #[pymodule]
 mod _portsentry {
     #[pymodule_export]
-    use super::PortsentryError;
+    use super::config::PyConfig;
+    #[pymodule_export]
+    use super::detector::PyDetector;
+    #[pymodule_export]
+    use super::event::{
+        PyAlert, PyAlreadyAlerted, PyAlreadyBlocked, PyBelowTrigger, PyEvent, PyIgnored,
+        PyNotMonitored, PyReleased,
+    };
+    #[pymodule_export]
+    use super::probe::{PyProbe, py_classify};
+    #[pymodule_export]
+    use super::replay::replay;
 
     use pyo3::prelude::*;
 

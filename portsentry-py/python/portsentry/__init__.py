@@ -1,9 +1,81 @@
 """Port-scan detection: classify packets, replay captures, script responses.
 
-The work is done by the Rust library ``portsentry-core``; this package exposes it
-with typed classes.
+The work is done by the Rust library ``portsentry-core``; this package exposes it with typed
+classes. The names mirror the Rust ones::
+
+    import portsentry
+
+    for alert in portsentry.replay("nmap-syn.pcap"):
+        print(alert.probe.source, alert.probe.kind, alert.distinct_ports)
+
+* ``classify(frame, link=..., ts=...)`` -> ``Probe`` or None;
+* ``Config.load(path)`` / ``Config.parse(text)`` / ``Config.default()``;
+* ``Detector(config, responders=[...], **overrides)`` with ``feed(frame, ts=...)`` and
+  ``observe(probe)``, returning ``Event`` objects (``Alert``, ``BelowTrigger``, ...);
+* ``replay(path, config, modes)`` over pcap and pcapng files;
+* every error is a ``PortsentryError``.
 """
 
-from portsentry._portsentry import PortsentryError, __version__
+from portsentry._portsentry import (
+    Alert,
+    AlreadyAlerted,
+    AlreadyBlocked,
+    BelowTrigger,
+    Config,
+    Detector,
+    Event,
+    Ignored,
+    NotMonitored,
+    Probe,
+    Released,
+    __version__,
+    classify,
+    replay,
+)
+from portsentry._types import (
+    ArgumentError,
+    BlockMode,
+    CaptureFileError,
+    ConfigError,
+    EventKind,
+    IgnoreReason,
+    Located,
+    Mode,
+    PortsentryError,
+    Protocol,
+    Responder,
+    ResponderError,
+    ResponderFailure,
+    ScanKind,
+)
 
-__all__ = ["PortsentryError", "__version__"]
+__all__ = [
+    "Alert",
+    "AlreadyAlerted",
+    "AlreadyBlocked",
+    "ArgumentError",
+    "BelowTrigger",
+    "BlockMode",
+    "CaptureFileError",
+    "Config",
+    "ConfigError",
+    "Detector",
+    "Event",
+    "EventKind",
+    "IgnoreReason",
+    "Ignored",
+    "Located",
+    "Mode",
+    "NotMonitored",
+    "PortsentryError",
+    "Probe",
+    "Protocol",
+    "Released",
+    "Responder",
+    "ResponderError",
+    "ResponderFailure",
+    "ScanKind",
+    "__version__",
+    "classify",
+    "replay",
+]

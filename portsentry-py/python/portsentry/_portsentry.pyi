@@ -1,5 +1,303 @@
-__all__ = ["PortsentryError", "__version__"]
+# Hand-written stubs of the native module; checked with `python -m mypy.stubtest portsentry._portsentry`.
+import os
+from collections.abc import Callable, Iterable
+from typing import Literal, Optional, Union, final
+
+from typing_extensions import disjoint_base
+
+from portsentry._types import (
+    BlockMode,
+    EventKind,
+    IgnoreReason,
+    Located,
+    Mode,
+    Protocol,
+    Responder,
+    ScanKind,
+)
 
 __version__: str
+__all__ = [
+    "__version__",
+    "Alert",
+    "AlreadyAlerted",
+    "AlreadyBlocked",
+    "BelowTrigger",
+    "Config",
+    "Detector",
+    "Event",
+    "Ignored",
+    "NotMonitored",
+    "Probe",
+    "Released",
+    "classify",
+    "replay",
+]
 
-class PortsentryError(Exception): ...
+_LinkName = Literal[
+    "ethernet",
+    "raw_ip",
+    "raw",
+    "ipv4",
+    "ipv6",
+    "linux_sll",
+    "sll",
+    "linux_sll2",
+    "sll2",
+    "null",
+    "loop",
+    "cooked_l3",
+    "cooked",
+]
+"""A link-layer name; a pcap ``LINKTYPE_*`` number (``int``) is accepted too."""
+
+_ModeName = Literal["tcp", "udp", "stcp", "sudp", "atcp", "audp"]
+_EventKindName = Literal[
+    "not_monitored",
+    "ignored",
+    "below_trigger",
+    "alert",
+    "already_blocked",
+    "already_alerted",
+    "released",
+]
+_StrPath = Union[str, os.PathLike[str]]
+_ResponderLike = Union[Responder, Callable[[Union[Alert, Released]], object]]
+
+@final
+class Probe:
+    def __new__(
+        cls,
+        source: str,
+        destination: str,
+        destination_port: int,
+        kind: str,
+        *,
+        source_port: int = 0,
+        at: float = 0.0,
+        ip_options: bool = False,
+        flags: Optional[int] = None,
+    ) -> Probe: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def destination(self) -> str: ...
+    @property
+    def protocol(self) -> Protocol: ...
+    @property
+    def source_port(self) -> int: ...
+    @property
+    def destination_port(self) -> int: ...
+    @property
+    def kind(self) -> ScanKind: ...
+    @property
+    def flags(self) -> Optional[int]: ...
+    @property
+    def ip_options(self) -> bool: ...
+    @property
+    def at(self) -> float: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+def classify(
+    frame: bytes, *, link: Union[_LinkName, int] = ..., ts: float = 0.0
+) -> Optional[Probe]: ...
+
+@final
+class Config:
+    @staticmethod
+    def default() -> Config: ...
+    @staticmethod
+    def load(path: _StrPath) -> Config: ...
+    @staticmethod
+    def parse(text: str, origin: str = "<string>") -> Config: ...
+    def replace(
+        self,
+        *,
+        tcp_ports: Union[str, Iterable[int]] = ...,
+        udp_ports: Union[str, Iterable[int]] = ...,
+        advanced_ports_tcp: int = ...,
+        advanced_ports_udp: int = ...,
+        advanced_exclude_tcp: Union[str, Iterable[int]] = ...,
+        advanced_exclude_udp: Union[str, Iterable[int]] = ...,
+        scan_trigger: int = ...,
+        scan_window: float = ...,
+        max_tracked_sources: int = ...,
+        block_tcp: int = ...,
+        block_udp: int = ...,
+        block_timeout: Optional[float] = ...,
+        detect_ack_scans: bool = ...,
+        never_block_infrastructure: bool = ...,
+    ) -> Config: ...
+    @property
+    def warnings(self) -> tuple[Located, ...]: ...
+    @property
+    def tcp_ports(self) -> frozenset[int]: ...
+    @property
+    def udp_ports(self) -> frozenset[int]: ...
+    @property
+    def advanced_ports_tcp(self) -> int: ...
+    @property
+    def advanced_ports_udp(self) -> int: ...
+    @property
+    def advanced_exclude_tcp(self) -> frozenset[int]: ...
+    @property
+    def advanced_exclude_udp(self) -> frozenset[int]: ...
+    @property
+    def ignore_file(self) -> Optional[str]: ...
+    @property
+    def history_file(self) -> Optional[str]: ...
+    @property
+    def history_format(self) -> Literal["classic", "v2", "json"]: ...
+    @property
+    def blocked_file(self) -> Optional[str]: ...
+    @property
+    def resolve_host(self) -> bool: ...
+    @property
+    def block_tcp(self) -> BlockMode: ...
+    @property
+    def block_udp(self) -> BlockMode: ...
+    @property
+    def kill_route(self) -> Optional[str]: ...
+    @property
+    def kill_hosts_deny(self) -> Optional[str]: ...
+    @property
+    def kill_run_cmd(self) -> Optional[str]: ...
+    @property
+    def kill_run_cmd_first(self) -> bool: ...
+    @property
+    def unblock_cmd(self) -> Optional[str]: ...
+    @property
+    def hosts_deny_file(self) -> str: ...
+    @property
+    def scan_trigger(self) -> int: ...
+    @property
+    def scan_window(self) -> float: ...
+    @property
+    def max_tracked_sources(self) -> int: ...
+    @property
+    def block_timeout(self) -> Optional[float]: ...
+    @property
+    def detect_ack_scans(self) -> bool: ...
+    @property
+    def never_block_infrastructure(self) -> bool: ...
+    @property
+    def nft_set(self) -> Optional[str]: ...
+    @property
+    def port_banner(self) -> Optional[str]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@disjoint_base
+class Event:
+    @property
+    def kind(self) -> EventKind: ...
+
+@final
+class NotMonitored(Event):
+    @property
+    def probe(self) -> Probe: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class Ignored(Event):
+    @property
+    def probe(self) -> Probe: ...
+    @property
+    def reason(self) -> IgnoreReason: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class BelowTrigger(Event):
+    @property
+    def probe(self) -> Probe: ...
+    @property
+    def distinct_ports(self) -> int: ...
+    @property
+    def trigger(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class Alert(Event):
+    @property
+    def probe(self) -> Probe: ...
+    @property
+    def mode(self) -> Mode: ...
+    @property
+    def distinct_ports(self) -> int: ...
+    @property
+    def response(self) -> BlockMode: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class AlreadyBlocked(Event):
+    @property
+    def probe(self) -> Probe: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class AlreadyAlerted(Event):
+    @property
+    def probe(self) -> Probe: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class Released(Event):
+    @property
+    def address(self) -> str: ...
+    @property
+    def blocked_at(self) -> float: ...
+    @property
+    def released_at(self) -> float: ...
+    @property
+    def mode(self) -> Mode: ...
+    @property
+    def port(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class Detector:
+    def __new__(
+        cls,
+        config: Optional[Config] = None,
+        *,
+        modes: Union[_ModeName, Iterable[str], None] = None,
+        ignore: Optional[Iterable[str]] = None,
+        responders: Optional[Iterable[_ResponderLike]] = None,
+        tcp_ports: Union[str, Iterable[int]] = ...,
+        udp_ports: Union[str, Iterable[int]] = ...,
+        advanced_ports_tcp: int = ...,
+        advanced_ports_udp: int = ...,
+        advanced_exclude_tcp: Union[str, Iterable[int]] = ...,
+        advanced_exclude_udp: Union[str, Iterable[int]] = ...,
+        scan_trigger: int = ...,
+        scan_window: float = ...,
+        max_tracked_sources: int = ...,
+        block_tcp: int = ...,
+        block_udp: int = ...,
+        block_timeout: Optional[float] = ...,
+        detect_ack_scans: bool = ...,
+        never_block_infrastructure: bool = ...,
+    ) -> Detector: ...
+    def feed(
+        self, frame: bytes, *, ts: float, link: Union[_LinkName, int] = ...
+    ) -> list[Event]: ...
+    def observe(self, probe: Probe) -> list[Event]: ...
+    def expire(self, *, ts: float) -> list[Event]: ...
+    def add_responder(self, responder: _ResponderLike) -> None: ...
+    @property
+    def responders(self) -> tuple[_ResponderLike, ...]: ...
+    def is_blocked(self, address: str) -> bool: ...
+    @property
+    def config(self) -> Config: ...
+    @property
+    def modes(self) -> tuple[Mode, ...]: ...
+    @property
+    def stats(self) -> dict[str, int]: ...
+
+def replay(
+    path: _StrPath,
+    config: Optional[Config] = None,
+    modes: Union[_ModeName, Iterable[str], None] = None,
+    *,
+    kinds: Optional[Iterable[_EventKindName]] = ...,
+) -> list[Event]: ...
