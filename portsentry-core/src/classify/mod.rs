@@ -71,14 +71,16 @@ use crate::probe::{Probe, Timestamp};
 /// ```
 #[inline]
 pub fn classify(at: Timestamp, link: LinkType, frame: &[u8]) -> Result<Probe, Skip> {
-    if let Some(result) = fast::ethernet_ipv4(at, link, frame) {
-        return result;
-    }
-    classify_general(at, link, frame)
+    let net = link::network_layer(link, frame)?;
+    let ip = match fast::plain_ip(net) {
+        Some(ip) => ip,
+        None => ip::ip_layer(net)?,
+    };
+    transport::probe(at, &ip)
 }
 
-/// [`classify`] without its fast path for plain Ethernet/IPv4 frames: the same answer for every
-/// input, computed by the general path (etherparse's lax slicing) alone.
+/// [`classify`] without its fast path for plain IPv4 and IPv6 headers: the same answer for
+/// every input, with the IP layer always parsed by the general path (etherparse's lax slicing).
 ///
 /// It exists so that tests and the fuzz target can check the two paths agree; use
 /// [`classify`] everywhere else.
