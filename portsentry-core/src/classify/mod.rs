@@ -18,12 +18,19 @@
 //! | first fragment too short for the TCP flags (RFC 1858, nmap `-f`) | `fragment`, to the destination port it carries |
 //! | first fragment too short for the destination port | [`Skip::FragmentWithoutPorts`] |
 //! | later fragments | [`Skip::LaterFragment`] |
+//! | not IP, not TCP/UDP, cut before the needed bytes, impossible headers | [`Skip::NotIp`], [`Skip::NotTcpOrUdp`], [`Skip::Truncated`], [`Skip::Malformed`] |
+//! | Linux cooked capture frames of type "outgoing" (sent by this host) | [`Skip::Outgoing`] |
 //!
 //! Only the six classic flags decide the kind (ECE and CWR are ignored, so an ECN-setup SYN is
-//! a `syn`); [`ScanKind::Other`] keeps the whole flag byte. "With data" means the IP header
+//! a `syn`); [`ScanKind::Other`](crate::ScanKind::Other) keeps the whole flag byte. "With data" means the IP header
 //! announces more bytes than the TCP header takes, even when the capture was cut before them.
 //! A cut capture classifies as long as the bytes up to the TCP flags (or the UDP ports) are
 //! there; otherwise it is [`Skip::Truncated`].
+//!
+//! A first fragment that does not even hold the destination port cannot be attributed to a
+//! port, so it is no probe ([`Skip::FragmentWithoutPorts`]); real IPv4 first fragments carry
+//! at least 8 bytes, so this only happens with crafted packets. The later fragments of such a
+//! datagram are skipped like all later fragments: classify keeps no reassembly state.
 
 mod fast;
 mod ip;
