@@ -8,10 +8,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::LinkType;
 use super::ip::{Fragment, IpLayer};
 use super::link::{IpVersion, NetworkLayer, read_array};
 use crate::probe::Protocol;
 
+const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
+const ETHERNET_HEADER_LEN: usize = 14;
 /// Version 4, header length 5 words (no options).
 const VERSION_IHL_PLAIN: u8 = 0x45;
 const IPV4_HEADER_LEN: usize = 20;
@@ -30,6 +33,15 @@ pub(super) fn plain_ip(net: NetworkLayer<'_>) -> Option<IpLayer<'_>> {
         (6, IpVersion::V6 | IpVersion::FromNibble) => plain_ipv6(packet),
         _ => None,
     }
+}
+
+/// The IP layer of an untagged Ethernet frame carrying a plain IPv4 packet, else `None`.
+#[inline]
+pub(super) fn ethernet_plain_ipv4(link: LinkType, frame: &[u8]) -> Option<IpLayer<'_>> {
+    if link != LinkType::Ethernet || read_array::<2>(frame, 12)? != ETHERTYPE_IPV4 {
+        return None;
+    }
+    plain_ipv4(frame.get(ETHERNET_HEADER_LEN..)?)
 }
 
 fn transport_protocol(number: u8) -> Option<Protocol> {
