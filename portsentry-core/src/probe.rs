@@ -266,7 +266,8 @@ pub struct Probe {
     pub destination: IpAddr,
     /// TCP or UDP.
     pub protocol: Protocol,
-    /// The sender's port (0 for a `fragment` probe whose header was cut).
+    /// The sender's port (a `fragment` probe always carries both ports: a first fragment
+    /// without them is skipped).
     pub source_port: u16,
     /// The probed port.
     pub destination_port: u16,

@@ -18,12 +18,19 @@
 //! | first fragment too short for the TCP flags (RFC 1858, nmap `-f`) | `fragment`, to the destination port it carries |
 //! | first fragment too short for the destination port | [`Skip::FragmentWithoutPorts`] |
 //! | later fragments | [`Skip::LaterFragment`] |
+//! | not IP, not TCP/UDP, cut before the needed bytes, impossible headers | [`Skip::NotIp`], [`Skip::NotTcpOrUdp`], [`Skip::Truncated`], [`Skip::Malformed`] |
+//! | Linux cooked capture frames of type "outgoing" (sent by this host) | [`Skip::Outgoing`] |
 //!
 //! Only the six classic flags decide the kind (ECE and CWR are ignored, so an ECN-setup SYN is
-//! a `syn`); [`ScanKind::Other`] keeps the whole flag byte. "With data" means the IP header
+//! a `syn`); [`ScanKind::Other`](crate::ScanKind::Other) keeps the whole flag byte. "With data" means the IP header
 //! announces more bytes than the TCP header takes, even when the capture was cut before them.
 //! A cut capture classifies as long as the bytes up to the TCP flags (or the UDP ports) are
 //! there; otherwise it is [`Skip::Truncated`].
+//!
+//! A first fragment that does not even hold the destination port cannot be attributed to a
+//! port, so it is no probe ([`Skip::FragmentWithoutPorts`]); real IPv4 first fragments carry
+//! at least 8 bytes, so this only happens with crafted packets. The later fragments of such a
+//! datagram are skipped like all later fragments: classify keeps no reassembly state.
 
 mod fast;
 mod ip;
@@ -71,14 +78,21 @@ use crate::probe::{Probe, Timestamp};
 /// ```
 #[inline]
 pub fn classify(at: Timestamp, link: LinkType, frame: &[u8]) -> Result<Probe, Skip> {
-    if let Some(result) = fast::ethernet_ipv4(at, link, frame) {
-        return result;
+    // The commonest frame of all, untagged Ethernet with a plain IPv4 header, goes straight
+    // to the fast IPv4 reader (measured: about 8 ns less than going through `network_layer`).
+    if let Some(ip) = fast::ethernet_plain_ipv4(link, frame) {
+        return transport::probe(at, &ip);
     }
-    classify_general(at, link, frame)
+    let net = link::network_layer(link, frame)?;
+    let ip = match fast::plain_ip(net) {
+        Some(ip) => ip,
+        None => ip::ip_layer(net)?,
+    };
+    transport::probe(at, &ip)
 }
 
-/// [`classify`] without its fast path for plain Ethernet/IPv4 frames: the same answer for every
-/// input, computed by the general path (etherparse's lax slicing) alone.
+/// [`classify`] without its fast path for plain IPv4 and IPv6 headers: the same answer for
+/// every input, with the IP layer always parsed by the general path (etherparse's lax slicing).
 ///
 /// It exists so that tests and the fuzz target can check the two paths agree; use
 /// [`classify`] everywhere else.
