@@ -264,7 +264,7 @@ impl ReplayBuilder {
 /// A configured replay: run it on as many captures as you like, each run starts afresh.
 ///
 /// See the [module docs](self) for what a replay does and an example.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Replay {
     /// The configuration, with `BLOCK_TCP`/`BLOCK_UDP` forced to log only.
     config: Config,
@@ -272,6 +272,19 @@ pub struct Replay {
     detector: Detector,
     own_addresses: Vec<IpNet>,
     kept: KeptEvents,
+}
+
+impl std::fmt::Debug for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The detector's tables are large and say nothing before a run.
+        f.debug_struct("Replay")
+            .field("modes", &self.modes())
+            .field("scan_trigger", &self.config.scan_trigger)
+            .field("scan_window", &self.config.scan_window)
+            .field("own_addresses", &self.own_addresses)
+            .field("kept", &self.kept)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Replay {
@@ -384,12 +397,20 @@ enum HostFilter {
 }
 
 /// A replay in progress; see [`Replay::session`].
-#[derive(Debug)]
 pub struct ReplaySession<'r> {
     replay: &'r Replay,
     detector: Detector,
     report: ReplayReport,
     tallies: BTreeMap<IpAddr, Tally>,
+}
+
+impl std::fmt::Debug for ReplaySession<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplaySession")
+            .field("replay", self.replay)
+            .field("summary", &self.report.summary)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ReplaySession<'_> {

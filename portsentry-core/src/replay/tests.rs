@@ -92,6 +92,12 @@ fn modes_are_deduplicated_and_none_is_an_error() {
         .build()
         .unwrap();
     assert_eq!(replay.modes(), [Mode::StealthUdp, Mode::AdvancedTcp]);
+    let shown = format!("{replay:?}");
+    assert!(
+        shown.starts_with("Replay { modes: [StealthUdp, AdvancedTcp]"),
+        "{shown}"
+    );
+    assert!(shown.len() < 300, "{shown}");
     let err = Replay::builder(&config).modes([]).build().unwrap_err();
     assert!(
         matches!(err, ReplayError::Detector(DetectorError::NoModes)),
