@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{check_config, default_config};
+use crate::commands::{check_config, default_config, replay};
 
 const LONG_ABOUT: &str = "\
 portsentry watches a host's unused ports, recognises port scans (SYN, FIN, NULL, XMAS, UDP, \
@@ -94,6 +94,17 @@ pub(crate) enum Command {
         after_long_help = "EXAMPLE:\n    portsentry default-config > /etc/portsentry/portsentry.conf"
     )]
     DefaultConfig(default_config::Args),
+
+    /// Replay a capture file through the detector and print what it decides.
+    #[command(
+        long_about = "Read a pcap or pcapng capture and run every frame, with its own capture \
+            time, through the same classifier and detector as live detection, with the \
+            configuration given by -c. Print the events as the daemon logs them, then a \
+            summary: frames read, probes by kind, skipped frames by reason, alerts by source. \
+            Nothing is blocked: a replay is always log only.",
+        after_long_help = replay::AFTER_LONG_HELP
+    )]
+    Replay(replay::Args),
 }
 
 #[cfg(test)]

@@ -366,3 +366,6 @@ fn debian_file_when_installed() {
     assert!(r.stdout.contains("ports:"));
     assert!(!r.stderr.contains("unknown key"), "{}", r.stderr);
 }
+
+#[path = "cli/replay.rs"]
+mod replay;

@@ -11,3 +11,6 @@ mod fuzz_corpus;
 #[cfg(feature = "pcap")]
 #[path = "integration/pcap_files.rs"]
 mod pcap_files;
+#[cfg(feature = "pcap")]
+#[path = "integration/replay.rs"]
+mod replay;

@@ -2,6 +2,7 @@
 
 pub(crate) mod check_config;
 pub(crate) mod default_config;
+pub(crate) mod replay;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,7 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Some(Command::CheckConfig(args)) => check_config::run(args, origin),
         Some(Command::DefaultConfig(args)) => default_config::run(args),
+        Some(Command::Replay(args)) => replay::run(args, origin),
         None => run_detector(origin),
     }
 }
