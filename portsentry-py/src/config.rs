@@ -392,7 +392,7 @@ fn port_list(value: &Bound<'_, PyAny>) -> Result<PortSet, String> {
 }
 
 /// Like [`port_list`], but `""` and empty iterables mean no port.
-fn port_list_or_empty(value: &Bound<'_, PyAny>) -> Result<PortSet, String> {
+pub(crate) fn port_list_or_empty(value: &Bound<'_, PyAny>) -> Result<PortSet, String> {
     match value.extract::<String>() {
         Ok(text) if text.trim().is_empty() => Ok(PortSet::new()),
         _ => port_list(value),

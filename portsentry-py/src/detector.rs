@@ -39,26 +39,25 @@ pub(crate) fn parse_modes(value: Option<&Bound<'_, PyAny>>) -> Result<Vec<Mode>,
         .collect()
 }
 
-/// Parses an `ignore=` argument: None or an iterable of addresses and networks as text.
-fn parse_ignore(value: Option<&Bound<'_, PyAny>>) -> Result<Vec<String>, Message> {
+/// Parses an address-list argument (`ignore=`, `own_addresses=`): None or an iterable of
+/// addresses and networks, as text or `ipaddress` objects (anything whose `str()` is one).
+pub(crate) fn parse_address_entries(
+    key: &str,
+    value: Option<&Bound<'_, PyAny>>,
+) -> Result<Vec<String>, Message> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(Vec::new());
     };
     if value.extract::<String>().is_ok() {
         return Err(Message::argument(
-            "ignore",
+            key,
             "expected a list of addresses or networks, not one string",
         ));
     }
     value
         .try_iter()
         .and_then(|iter| iter.map(|item| Ok(item?.str()?.to_string())).collect())
-        .map_err(|_| {
-            Message::argument(
-                "ignore",
-                format!("expected addresses or networks, got {value}"),
-            )
-        })
+        .map_err(|_| Message::argument(key, format!("expected addresses or networks, got {value}")))
 }
 
 /// Checks that `responder` can be called: a `Responder` or any callable.
@@ -114,7 +113,7 @@ impl PyDetector {
         let modes = parse_modes(modes)
             .map_err(|m| problems.push(m))
             .unwrap_or_default();
-        let ignore = parse_ignore(ignore)
+        let ignore = parse_address_entries("ignore", ignore)
             .map_err(|m| problems.push(m))
             .unwrap_or_default();
         if !problems.is_empty() {

@@ -11,6 +11,7 @@ mod event;
 mod link;
 mod probe;
 mod replay;
+mod report;
 mod vocab;
 
 use pyo3::prelude::*;
@@ -30,7 +31,9 @@ mod _portsentry {
     #[pymodule_export]
     use super::probe::{PyProbe, py_classify};
     #[pymodule_export]
-    use super::replay::replay;
+    use super::replay::{replay, replay_report};
+    #[pymodule_export]
+    use super::report::{PyPorts, PyReplayReport, PyReplaySummary, PySourceReport};
 
     use pyo3::prelude::*;
 

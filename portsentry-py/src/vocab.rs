@@ -163,16 +163,18 @@ pub(crate) fn config_error(py: Python<'_>, problems: &[Message], warnings: &[Mes
     })
 }
 
-/// `CaptureFileError(message, path=path, events=events)`.
+/// `CaptureFileError(message, path=path, events=events, report=report)`.
 pub(crate) fn capture_file_error(
     py: Python<'_>,
     message: &str,
     path: &str,
     events: &Bound<'_, PyAny>,
+    report: Option<&Bound<'_, PyAny>>,
 ) -> PyErr {
     build_error(py, &CAPTURE_FILE_ERROR, message, |kw| {
         kw.set_item("path", path)?;
-        kw.set_item("events", events)
+        kw.set_item("events", events)?;
+        kw.set_item("report", report)
     })
 }
 

@@ -1,17 +1,20 @@
-"""replay() over the shared real captures reproduces manifest.json's ground truth."""
+"""replay() and replay_report() over the shared real captures reproduce manifest.json's ground
+truth, set up as a deployment on the victim would be (as the Rust replay tests do)."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
 import portsentry
 from frames import CAPTURES, CAPTURES_MISSING, frame, manifest
-from portsentry import Alert, Config, Event
+from portsentry import Alert, BlockMode, Config, Event, ReplayReport
 
-ENTRIES: dict[str, Any] = manifest()["captures"]
+MANIFEST: dict[str, Any] = manifest()
+ENTRIES: dict[str, Any] = MANIFEST.get("captures", {})
 
 
 def test_the_shared_captures_are_there() -> None:
@@ -21,57 +24,131 @@ def test_the_shared_captures_are_there() -> None:
     assert len(ENTRIES) == 10
 
 
-def _probe_events(events: list[Event]) -> list[Any]:
-    return [e for e in events if hasattr(e, "probe")]
+def _config(scan_trigger: Optional[int]) -> Config:
+    """The manifest's port lists; the default trigger (0) or the one given."""
+    config = Config.default().replace(
+        tcp_ports=MANIFEST["tcp_ports_probed"], udp_ports=MANIFEST["udp_ports_probed"]
+    )
+    return config if scan_trigger is None else config.replace(scan_trigger=scan_trigger)
 
 
-@pytest.mark.parametrize("name", sorted(ENTRIES))
-def test_capture_ground_truth(name: str, captures: Path) -> None:
+def _victim(**extra: Any) -> dict[str, Any]:
+    """The victim's setup: its addresses and its listening port 8080."""
+    return {
+        "own_addresses": MANIFEST["victim"],
+        "listening_tcp": MANIFEST["victim_listening_tcp"],
+        **extra,
+    }
+
+
+def _check(name: str, config: Config, report: ReplayReport, alerts: list[Event]) -> None:
+    """Checks a report (and the alerts `replay` returned) against the manifest's expect."""
     expect = ENTRIES[name]["expect"]
-    path = captures / name
-    alerts = portsentry.replay(path)
+    summary = report.summary
+    assert summary.frames > 0, name
     if not expect["alert"]:
+        assert summary.events_by_kind.get("alert", 0) == 0, f"{name}: {summary.sources}"
+        assert summary.sources == [], name
         assert alerts == [], f"{name}: {alerts}"
         return
-    # One alert: the scanner, in stealth mode, with the manifest's protocol and kind.
-    assert len(alerts) == 1, f"{name}: {alerts}"
-    alert = alerts[0]
-    assert isinstance(alert, Alert)
-    assert alert.kind == "alert"
-    assert alert.probe.source == expect["source"]
-    assert alert.probe.protocol == expect["protocol"]
-    assert alert.probe.kind == expect["kind"]
-    assert alert.mode == ("stcp" if expect["protocol"] == "tcp" else "sudp")
 
-    # Every event: the scanner probed the manifest's number of distinct ports with that kind.
-    every = portsentry.replay(str(path), kinds=None)
-    probed = {
-        e.probe.destination_port
-        for e in _probe_events(every)
-        if e.probe.source == expect["source"] and e.probe.kind == expect["kind"]
-    }
-    assert len(probed) == expect["distinct_ports"], name
+    assert [s.source for s in summary.sources] == [expect["source"]], name
+    scanner = summary.sources[0]
+    assert summary.source(expect["source"]) == scanner
+    assert summary.events_by_kind["alert"] == len(scanner.alerts)
+    assert alerts == scanner.alerts, name
+    trigger = max(config.scan_trigger, 1)
+    for alert in scanner.alerts:
+        assert isinstance(alert, Alert)
+        assert alert.kind == "alert"
+        assert alert.probe.source == expect["source"]
+        assert alert.probe.protocol == expect["protocol"], f"{name}: {alert}"
+        assert alert.probe.kind == expect["kind"], f"{name}: {alert}"
+        assert alert.mode == ("stcp" if expect["protocol"] == "tcp" else "sudp")
+        assert alert.response == BlockMode.LOG_ONLY, f"{name}: replays are log only"
+        assert alert.distinct_ports == trigger, f"{name}: alert at the trigger"
+    # A scan shorter than the scan window alerts once (log only: one alert per window).
+    assert summary.first_frame_at is not None and summary.last_frame_at is not None
+    if summary.last_frame_at - summary.first_frame_at < config.scan_window:
+        assert len(scanner.alerts) == 1, f"{name}: one alert per window"
 
-    # With the trigger at the number of monitored ports it probed, the alert comes with the
-    # last of them.
-    config = Config.default()
-    monitored = probed & (config.tcp_ports if expect["protocol"] == "tcp" else config.udp_ports)
-    late = portsentry.replay(path, config.replace(scan_trigger=len(monitored)))
-    assert len(late) == 1
-    assert isinstance(late[0], Alert)
-    assert late[0].distinct_ports == len(monitored)
+    # distinct_ports in the manifest is what the scan covered: every port probed.
+    assert len(scanner.ports_probed) == expect["distinct_ports"], f"{name}: {scanner}"
+    # What the detector counted: those ports minus the one a service owns.
+    protocol = expect["protocol"]
+    listening = set(MANIFEST["victim_listening_tcp"]) if protocol == "tcp" else set()
+    probed = getattr(scanner.ports_probed, protocol)
+    assert getattr(scanner.ports_counted, protocol) == tuple(p for p in probed if p not in listening)
+
+
+@pytest.mark.parametrize("scan_trigger", [None, 3], ids=["default-trigger", "trigger-3"])
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_capture_ground_truth(name: str, scan_trigger: Optional[int], captures: Path) -> None:
+    assert Config.default().scan_trigger == 0
+    config = _config(scan_trigger)
+    path = captures / name
+    report = portsentry.replay_report(path, config, **_victim())
+    alerts = portsentry.replay(str(path), config, kinds=["alert"], **_victim())
+    _check(name, config, report, alerts)
+    # The report keeps the same events `replay` returns.
+    assert report.events == portsentry.replay(path, config, **_victim())
+
+
+def test_without_the_listening_port_the_benign_http_capture_alerts(captures: Path) -> None:
+    # The knob that keeps benign-http quiet is the victim's listening port 8080, as in a
+    # real deployment: the stealth modes do not watch ports a service owns.
+    report = portsentry.replay_report(
+        captures / "benign-http.pcap", _config(None), own_addresses=MANIFEST["victim"]
+    )
+    sources = report.summary.sources
+    assert {s.source for s in sources} == {"203.0.113.1", "2001:db8:113::1"}
+    assert all(s.ports_counted.tcp == (8080,) for s in sources)
+
+
+def test_the_capture_host_filter_and_the_counts_add_up(captures: Path) -> None:
+    path = captures / "benign-outbound.pcap"
+    # Without own addresses every probe reaches the detector; with them, what the victim
+    # sent is "outgoing" and nothing that reached the detector went elsewhere.
+    everything = portsentry.replay_report(path, _config(3), kinds=None)
+    victim = portsentry.replay_report(
+        path,
+        _config(3),
+        kinds=None,
+        own_addresses=[ipaddress.ip_address(a) for a in MANIFEST["victim"]],
+        listening_tcp=",".join(str(p) for p in MANIFEST["victim_listening_tcp"]),
+    )
+    assert victim.summary.frames == everything.summary.frames
+    assert victim.summary.skips.get("outgoing", 0) > 0
+    assert victim.summary.probes < everything.summary.probes
+    for report in (everything, victim):
+        s = report.summary
+        assert s.frames == s.probes + sum(s.skips.values()) + s.not_to_host
+        assert sum(s.probes_by_kind.values()) == s.probes
+        assert sum(s.events_by_kind.values()) == s.probes  # no release: log only
+        assert len(report.events) == s.probes  # kinds=None keeps every event
+
+    syn = portsentry.replay_report(captures / "nmap-syn.pcap", _config(3), kinds=(), **_victim())
+    assert syn.events == []  # nothing kept, everything counted
+    assert syn.summary.probes_by_kind["syn"] == syn.summary.probes
+    assert syn.summary.events_by_kind["below_trigger"] == 2
+    assert syn.summary.events_by_kind["alert"] == 1
 
 
 def test_replay_repr_shows_the_alert(captures: Path) -> None:
     text = repr(portsentry.replay(captures / "nmap-syn.pcap"))
     assert text.startswith("[Alert(mode='stcp', distinct_ports=1, response=BlockMode.LOG_ONLY, probe=Probe(")
     assert "source='203.0.113.1'" in text and "kind='syn'" in text
+    report = portsentry.replay_report(captures / "nmap-syn.pcap", **_victim())
+    assert repr(report).startswith("ReplayReport(events=<1 event(s)>, summary=ReplaySummary(frames=")
+    assert "sources=['203.0.113.1']" in repr(report.summary)
+    assert "ports_counted=Ports(tcp=[1, 11," in repr(report.summary.sources[0])
 
 
 def test_replay_is_deterministic_and_matches_the_detector(captures: Path) -> None:
     path = captures / "nmap-syn6.pcap"
     first = portsentry.replay(path, kinds=None)
     assert first == portsentry.replay(path, kinds=None)
+    assert portsentry.replay_report(path, **_victim()) == portsentry.replay_report(path, **_victim())
     from scapy.utils import rdpcap
 
     detector = portsentry.Detector()
@@ -94,11 +171,54 @@ def test_replay_modes_and_kinds(captures: Path) -> None:
         portsentry.replay(path, kinds=["alarm"])  # type: ignore[list-item]
 
 
-def test_blocks_in_a_replay_expire(captures: Path) -> None:
-    config = Config.default().replace(block_tcp=1, block_timeout=0.001)
-    events = portsentry.replay(captures / "nmap-syn.pcap", config)
-    kinds = [e.kind for e in events]
-    assert kinds[0] == "alert" and "released" in kinds
+def test_bad_setup_arguments_are_config_errors(captures: Path, tmp_path: Path) -> None:
+    path = captures / "nmap-syn.pcap"
+    with pytest.raises(portsentry.ConfigError) as err:
+        portsentry.replay(path, own_addresses=["203.0.113.2", "victim"])
+    assert err.value.key == "own_addresses"
+    assert "entry 2" in str(err.value)
+    with pytest.raises(portsentry.ConfigError) as err:
+        portsentry.replay(path, own_addresses="203.0.113.2")
+    assert err.value.key == "own_addresses"
+    with pytest.raises(portsentry.ConfigError) as err:
+        portsentry.replay_report(path, listening_tcp=[80, 70000], listening_udp="x")
+    assert [p.key for p in err.value.problems] == ["listening_tcp", "listening_udp"]
+    missing = Config.parse(f'IGNORE_FILE="{tmp_path / "missing.ignore"}"\n')
+    with pytest.raises(portsentry.ConfigError) as err:
+        portsentry.replay(path, missing)
+    assert err.value.key == "IGNORE_FILE"
+    with pytest.raises(portsentry.ConfigError) as err:
+        portsentry.replay(path, modes=[])
+    assert err.value.key == "modes"
+
+
+def test_ignored_sources_are_never_counted(captures: Path, tmp_path: Path) -> None:
+    path = captures / "nmap-syn.pcap"
+    ignored = portsentry.replay(
+        path, kinds=["alert", "ignored"], ignore=[ipaddress.ip_network("203.0.113.0/30")]
+    )
+    assert ignored and all(e.kind == "ignored" for e in ignored)
+    assert {e.reason for e in ignored} == {"ignore_file"}  # type: ignore[attr-defined]
+    # The configuration's IGNORE_FILE is honoured too.
+    ignore_file = tmp_path / "portsentry.ignore"
+    ignore_file.write_text("# the lab\n203.0.113.1\n")
+    config = Config.parse(
+        f'TCP_PORTS="{MANIFEST["tcp_ports_probed"]}"\nIGNORE_FILE="{ignore_file}"\n'
+    )
+    report = portsentry.replay_report(path, config, **_victim())
+    assert report.summary.sources == [] and report.summary.events_by_kind["ignored"] >= 26
+
+
+def test_replays_are_log_only(captures: Path) -> None:
+    config = _config(None).replace(block_tcp=1, block_timeout=0.001, scan_window=300)
+    report = portsentry.replay_report(captures / "nmap-syn.pcap", config, **_victim())
+    events = report.events
+    assert [e.kind for e in events] == ["alert"]
+    assert isinstance(events[0], Alert) and events[0].response == BlockMode.LOG_ONLY
+    counts = report.summary.events_by_kind
+    assert "already_blocked" not in counts and "released" not in counts
+    # The other counted ports come after the alert.
+    assert counts["already_alerted"] == len(report.summary.sources[0].ports_counted) - 1
 
 
 def test_unreadable_captures_raise_capture_file_error(tmp_path: Path, captures: Path) -> None:
@@ -107,19 +227,26 @@ def test_unreadable_captures_raise_capture_file_error(tmp_path: Path, captures: 
         portsentry.replay(missing)
     assert err.value.path == str(missing)
     assert err.value.events == []
+    assert err.value.report is None
 
     text = tmp_path / "notes.pcap"
     text.write_text("this is not a capture\n")
     with pytest.raises(portsentry.CaptureFileError, match="not a pcap or pcapng"):
-        portsentry.replay(text)
+        portsentry.replay_report(text)
 
-    # A capture cut in the middle of a record: the events before it are kept on the error.
+    # A capture cut in the middle of a record: the events and the report of the frames before
+    # it are kept on the error.
     whole = (captures / "nmap-syn.pcap").read_bytes()
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(whole[: len(whole) - 30])
     with pytest.raises(portsentry.CaptureFileError, match="cut short") as err:
         portsentry.replay(cut)
     assert len(err.value.events) == 1 and isinstance(err.value.events[0], Alert)
+    partial = err.value.report
+    assert partial is not None and partial.events == err.value.events
+    whole_summary = portsentry.replay_report(captures / "nmap-syn.pcap").summary
+    assert 0 < partial.summary.frames < whole_summary.frames
+    assert [s.source for s in partial.summary.sources] == ["203.0.113.1"]
 
 
 def test_pcapng_and_other_link_types(tmp_path: Path) -> None:
@@ -137,3 +264,6 @@ def test_pcapng_and_other_link_types(tmp_path: Path) -> None:
     classic = tmp_path / "scan.pcap"
     wrpcap(str(classic), frames)
     assert portsentry.replay(classic, config) == alerts
+    summary = portsentry.replay_report(classic, config).summary
+    assert (summary.first_frame_at, summary.last_frame_at) == (1000.0, 1002.0)
+    assert summary.probes_by_kind == {"xmas": 3}

@@ -12,7 +12,9 @@ classes. The names mirror the Rust ones::
 * ``Config.load(path)`` / ``Config.parse(text)`` / ``Config.default()``;
 * ``Detector(config, responders=[...], **overrides)`` with ``feed(frame, ts=...)`` and
   ``observe(probe)``, returning ``Event`` objects (``Alert``, ``BelowTrigger``, ...);
-* ``replay(path, config, modes)`` over pcap and pcapng files;
+* ``replay(path, config, modes, own_addresses=..., listening_tcp=...)`` over pcap and pcapng
+  files (the library's offline replay: log only), and ``replay_report(...)`` for the events
+  with a ``ReplaySummary`` (frames, probes, skips, alerting sources and their ports);
 * every error is a ``PortsentryError``.
 """
 
@@ -26,11 +28,16 @@ from portsentry._portsentry import (
     Event,
     Ignored,
     NotMonitored,
+    Ports,
     Probe,
     Released,
+    ReplayReport,
+    ReplaySummary,
+    SourceReport,
     __version__,
     classify,
     replay,
+    replay_report,
 )
 from portsentry._types import (
     ArgumentError,
@@ -67,15 +74,20 @@ __all__ = [
     "Located",
     "Mode",
     "NotMonitored",
+    "Ports",
     "PortsentryError",
     "Probe",
     "Protocol",
     "Released",
+    "ReplayReport",
+    "ReplaySummary",
     "Responder",
     "ResponderError",
     "ResponderFailure",
     "ScanKind",
+    "SourceReport",
     "__version__",
     "classify",
     "replay",
+    "replay_report",
 ]

@@ -1,4 +1,5 @@
 # Hand-written stubs of the native module; checked with `python -m mypy.stubtest portsentry._portsentry`.
+import ipaddress
 import os
 from collections.abc import Callable, Iterable
 from typing import Literal, Optional, Union, final
@@ -29,9 +30,14 @@ __all__ = [
     "Ignored",
     "NotMonitored",
     "Probe",
+    "Ports",
     "Released",
+    "ReplayReport",
+    "ReplaySummary",
+    "SourceReport",
     "classify",
     "replay",
+    "replay_report",
 ]
 
 _LinkName = Literal[
@@ -62,6 +68,14 @@ _EventKindName = Literal[
     "released",
 ]
 _StrPath = Union[str, os.PathLike[str]]
+_AddressOrNetwork = Union[
+    str,
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Network,
+    ipaddress.IPv6Network,
+]
+_PortList = Union[str, Iterable[int]]
 _ResponderLike = Union[Responder, Callable[[Union[Alert, Released]], object]]
 
 @final
@@ -300,4 +314,73 @@ def replay(
     modes: Union[_ModeName, Iterable[str], None] = None,
     *,
     kinds: Optional[Iterable[_EventKindName]] = ...,
+    ignore: Optional[Iterable[_AddressOrNetwork]] = None,
+    own_addresses: Optional[Iterable[_AddressOrNetwork]] = None,
+    listening_tcp: Optional[_PortList] = None,
+    listening_udp: Optional[_PortList] = None,
 ) -> list[Event]: ...
+def replay_report(
+    path: _StrPath,
+    config: Optional[Config] = None,
+    modes: Union[_ModeName, Iterable[str], None] = None,
+    *,
+    kinds: Optional[Iterable[_EventKindName]] = ...,
+    ignore: Optional[Iterable[_AddressOrNetwork]] = None,
+    own_addresses: Optional[Iterable[_AddressOrNetwork]] = None,
+    listening_tcp: Optional[_PortList] = None,
+    listening_udp: Optional[_PortList] = None,
+) -> ReplayReport: ...
+
+@final
+class Ports:
+    @property
+    def tcp(self) -> tuple[int, ...]: ...
+    @property
+    def udp(self) -> tuple[int, ...]: ...
+    def __len__(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class SourceReport:
+    @property
+    def source(self) -> str: ...
+    @property
+    def alerts(self) -> list[Alert]: ...
+    @property
+    def probes(self) -> int: ...
+    @property
+    def ports_probed(self) -> Ports: ...
+    @property
+    def ports_counted(self) -> Ports: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class ReplaySummary:
+    @property
+    def frames(self) -> int: ...
+    @property
+    def first_frame_at(self) -> Optional[float]: ...
+    @property
+    def last_frame_at(self) -> Optional[float]: ...
+    @property
+    def probes(self) -> int: ...
+    @property
+    def probes_by_kind(self) -> dict[str, int]: ...
+    @property
+    def skips(self) -> dict[str, int]: ...
+    @property
+    def not_to_host(self) -> int: ...
+    @property
+    def events_by_kind(self) -> dict[str, int]: ...
+    @property
+    def sources(self) -> list[SourceReport]: ...
+    def source(self, address: Union[str, ipaddress.IPv4Address, ipaddress.IPv6Address]) -> Optional[SourceReport]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class ReplayReport:
+    @property
+    def events(self) -> list[Event]: ...
+    @property
+    def summary(self) -> ReplaySummary: ...
+    def __eq__(self, value: object, /) -> bool: ...

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:
-    from portsentry._portsentry import Alert, Released
+    from portsentry._portsentry import Alert, Released, ReplayReport
 
 
 class _StrEnum(str, enum.Enum):
@@ -170,16 +170,27 @@ class CaptureFileError(PortsentryError):
     """A capture file cannot be opened or read (missing, not pcap/pcapng, cut short, corrupt).
 
     ``events`` holds the events of the frames before the unreadable record (those that
-    ``replay`` would have returned), so a capture that was cut off loses nothing.
+    ``replay`` would have returned), and ``report`` the ``ReplayReport`` of those frames (what
+    ``replay_report`` would have returned for them; ``None`` when the file could not be opened
+    at all), so a capture that was cut off loses nothing.
     """
 
     path: str
     events: list[Any]
+    report: Optional[ReplayReport]
 
-    def __init__(self, message: str, *, path: str, events: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str,
+        events: Sequence[Any] = (),
+        report: Optional[ReplayReport] = None,
+    ) -> None:
         super().__init__(message)
         self.path = path
         self.events = list(events)
+        self.report = report
 
 
 @dataclass(frozen=True)
