@@ -635,44 +635,37 @@ impl Engine {
     }
 
     /// Stops: the responder thread finishes every queued job, their outcomes are recorded
-    /// and the `BLOCKED_FILE` is written. Returns the last messages.
-    pub fn shutdown(mut self) -> Vec<Message> {
+    /// and the `BLOCKED_FILE` is written. Returns the final status and the last messages.
+    pub fn shutdown(mut self) -> (EngineStatus, Vec<Message>) {
         if let Some(d) = self.dispatcher.take() {
             let (_, reports) = d.shutdown();
             self.handle_reports(reports);
         }
         self.write_blocked_file();
-        self.take_messages()
+        let status = self.status();
+        (status, self.take_messages())
     }
 
-    /// Builds the fan-out for `settings`, without the commands when a permission check
-    /// fails; returns it with whether commands are enabled.
+    /// Builds the fan-out for `settings` (see [`responders`]) and reports the permission
+    /// findings; returns it with whether commands are enabled.
     fn build_responders(&mut self, settings: &Settings) -> Result<(Fanout, bool), EngineError> {
-        let findings: Vec<PermissionFinding> =
-            permissions::check_config_files(settings.config_file.as_deref(), &settings.config);
-        let mut config = settings.config.clone();
-        let has_commands = config.kill_route.is_some()
-            || config.kill_hosts_deny.is_some()
-            || config.kill_run_cmd.is_some()
-            || config.unblock_cmd.is_some();
-        if !findings.is_empty() {
-            for finding in &findings {
-                self.messages.push(warning(format!("{finding}")));
-            }
-            if has_commands {
-                self.messages.push(warning(
-                    "KILL_ROUTE, KILL_HOSTS_DENY, KILL_RUN_CMD and UNBLOCK_CMD will not run until \
-                     the files above are writable by root only; detection and logging go on"
-                        .to_owned(),
-                ));
-            }
-            config.kill_route = None;
-            config.kill_hosts_deny = None;
-            config.kill_run_cmd = None;
-            config.unblock_cmd = None;
-        }
         let log = self.options.log.as_mut().map(|make| make());
-        let fanout = respond::from_config(&config, log).map_err(EngineError::Responders)?;
+        let (fanout, findings) = responders(settings, log).map_err(EngineError::Responders)?;
+        for finding in &findings {
+            self.messages.push(warning(format!("{finding}")));
+        }
+        let c = &settings.config;
+        let has_commands = c.kill_route.is_some()
+            || c.kill_hosts_deny.is_some()
+            || c.kill_run_cmd.is_some()
+            || c.unblock_cmd.is_some();
+        if !findings.is_empty() && has_commands {
+            self.messages.push(warning(
+                "KILL_ROUTE, KILL_HOSTS_DENY, KILL_RUN_CMD and UNBLOCK_CMD will not run until \
+                 the files above are writable by root only; detection and logging go on"
+                    .to_owned(),
+            ));
+        }
         Ok((fanout, findings.is_empty()))
     }
 
@@ -814,6 +807,30 @@ impl Engine {
             ));
         }
     }
+}
+
+/// The responders for `settings` ([`respond::from_config`] plus `log`), with the
+/// permission findings of its files: when there is any, `KILL_ROUTE`, `KILL_HOSTS_DENY`,
+/// `KILL_RUN_CMD` and `UNBLOCK_CMD` are left out (they run as root, and anyone who can edit
+/// those files could choose them).
+///
+/// # Errors
+///
+/// As [`respond::from_config`].
+pub fn responders(
+    settings: &Settings,
+    log: Option<Box<dyn Responder>>,
+) -> Result<(Fanout, Vec<PermissionFinding>), ResponderError> {
+    let findings =
+        permissions::check_config_files(settings.config_file.as_deref(), &settings.config);
+    let mut config = settings.config.clone();
+    if !findings.is_empty() {
+        config.kill_route = None;
+        config.kill_hosts_deny = None;
+        config.kill_run_cmd = None;
+        config.unblock_cmd = None;
+    }
+    Ok((respond::from_config(&config, log)?, findings))
 }
 
 /// Hands `event` to the dispatcher; a dropped alert counts as a failed block at once.
