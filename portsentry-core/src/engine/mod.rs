@@ -592,7 +592,14 @@ impl Engine {
                 .detector
                 .modes()
                 .iter()
-                .map(|&m| (m, self.detector.monitored_ports(m).map_or(0, |p| p.len())))
+                .map(|&m| {
+                    let count = if m.is_connect() {
+                        self.sources.bound_ports(m.protocol()).len()
+                    } else {
+                        self.detector.monitored_ports(m).map_or(0, |p| p.len())
+                    };
+                    (m, count)
+                })
                 .collect(),
             blocks: self.detector.blocks().copied().collect(),
             detector: self.detector.stats(),
@@ -781,11 +788,15 @@ impl Engine {
         self.report_bind_failures();
         let modes = self.detector.modes().to_vec();
         for mode in modes {
-            let ports = self
-                .detector
-                .monitored_ports(mode)
-                .map(ToString::to_string)
-                .unwrap_or_default();
+            let ports = if mode.is_connect() {
+                // Only the ports that could be bound are watched.
+                self.sources.bound_ports(mode.protocol()).to_string()
+            } else {
+                self.detector
+                    .monitored_ports(mode)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            };
             let how = match mode {
                 Mode::Tcp | Mode::Udp => "listen mode (connect)",
                 Mode::StealthTcp | Mode::StealthUdp => "stealth listen mode",
