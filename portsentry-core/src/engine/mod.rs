@@ -73,6 +73,13 @@ use protect::HostFacts;
 const MAX_CONSECUTIVE_CAPTURE_ERRORS: u32 = 50;
 /// How long a capture read waits at most when connect-mode sockets must be served too.
 const SHARED_WAIT: Duration = Duration::from_millis(50);
+/// Frames a full batch holds (one `recvmmsg` call).
+const FULL_BATCH: usize = 64;
+/// After a partly filled batch, how long to let frames gather before reading again: at
+/// moderate rates this turns one wake-up per frame into one per millisecond (the kernel's
+/// 4 MiB queue holds far more than a millisecond of any rate); idle, the read blocks in
+/// `poll`; flooded, batches are full and nothing waits.
+const COALESCE: Duration = Duration::from_millis(1);
 
 /// Why the engine cannot start, reload or go on.
 #[derive(Debug, thiserror::Error)]
@@ -365,7 +372,9 @@ impl Engine {
                 return Ok(());
             }
         };
+        let mut frames = 0;
         for frame in batch.iter() {
+            frames += 1;
             match classify(frame.at, LinkType::CookedL3, frame.data) {
                 Ok(probe) => {
                     let event = detector.observe(&probe);
@@ -375,6 +384,9 @@ impl Engine {
             }
         }
         self.consecutive_capture_errors = 0;
+        if (1..FULL_BATCH).contains(&frames) {
+            std::thread::sleep(COALESCE);
+        }
         Ok(())
     }
 
