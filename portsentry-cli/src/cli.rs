@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{check_config, default_config, replay};
+use crate::commands::{check_config, default_config, replay, status, unblock};
+use crate::run::RunArgs;
 
 const LONG_ABOUT: &str = "\
 portsentry watches a host's unused ports, recognises port scans (SYN, FIN, NULL, XMAS, UDP, \
@@ -12,11 +13,30 @@ connect and others) and answers them: a log line, a history record that fail2ban
 if configured, a firewall block. It reads PortSentry 1.2 and 2.0 configuration files \
 unchanged.
 
-Without a subcommand it runs the detector with the configuration given by -c (live detection \
-is not part of this build yet: it prints the effective configuration and exits with status 2).";
+Without a subcommand it runs the detector: in the foreground by default (for systemd), in the \
+background with -D. With no option at all it uses the built-in default configuration (or \
+/etc/portsentry/portsentry.conf when it exists) in PortSentry 2.0's default mode, stealth TCP \
+and UDP (stcp, sudp), log only, and prints its alerts on standard output.
+
+PortSentry's own mode flags work as they always did, several at once: -tcp -udp -stcp -sudp \
+-atcp -audp (and 2.0's --stealth, --connect). They are rewritten into --mode before the \
+command line is parsed.";
 
 const AFTER_LONG_HELP: &str = "\
 EXAMPLES:
+    Watch the classic ports in stealth mode, alerts on standard output:
+        sudo portsentry
+
+    PortSentry 1.2 style, advanced stealth TCP and UDP, with a configuration file:
+        sudo portsentry -atcp -audp -c /etc/portsentry/portsentry.conf
+
+    In the background, logging to syslog (daemon facility, ident portsentry):
+        sudo portsentry -D --pid-file /run/portsentry.pid
+
+    Which hosts are blocked, and lift one block:
+        portsentry status
+        sudo portsentry unblock 203.0.113.7
+
     Check a configuration and see what it will do:
         portsentry check-config -c /etc/portsentry/portsentry.conf
 
@@ -27,7 +47,15 @@ EXIT STATUS:
     0   success
     1   the configuration (or the ignore file it names) is invalid, or a file cannot be read;
         every problem is printed as FILE:LINE: KEY: MESSAGE
-    2   wrong usage; or no subcommand was given (live detection is not in this build yet)
+    2   wrong usage
+    3   (status) the daemon is not running
+    77  the detector lacks a privilege: root or CAP_NET_RAW for the stealth and advanced
+        modes (the message says which)
+
+SIGNALS:
+    SIGHUP           reload the configuration and the ignore file; blocks and scan progress
+                     are kept; a broken file is reported (file:line) and the old one kept
+    SIGTERM, SIGINT  stop cleanly: finish running actions, write the block table and status
 
 FILES:
     /etc/portsentry/portsentry.conf
@@ -40,6 +68,11 @@ FILES:
         Relative paths live in the state directory: $STATE_DIRECTORY (systemd), else
         /var/lib/portsentry when run as root, else $XDG_STATE_HOME/portsentry or
         ~/.local/state/portsentry.
+    STATE_DIRECTORY/portsentry.status
+        JSON status written by the running detector every 2 seconds and at exit (read by
+        `portsentry status`).
+    STATE_DIRECTORY/portsentry.sock
+        The running detector's control socket (mode 0600; used by `portsentry unblock`).
 
 ENVIRONMENT:
     PORTSENTRY_CONFIG   the configuration file, as -c (the option wins)";
@@ -65,6 +98,10 @@ pub(crate) struct Cli {
         env = "PORTSENTRY_CONFIG"
     )]
     pub(crate) config: Option<PathBuf>,
+
+    /// Options of the detector (used when no subcommand is given).
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
 
     /// What to do; without one, the detector runs.
     #[command(subcommand)]
@@ -105,6 +142,28 @@ pub(crate) enum Command {
         after_long_help = replay::AFTER_LONG_HELP
     )]
     Replay(replay::Args),
+    /// Show the running detector's blocked hosts, expiries and counters.
+    #[command(
+        long_about = "Read the status file the detector writes in the state directory every 2 \
+            seconds (and at exit) and show whether it runs, the blocked hosts with their \
+            expiry, and its counters (alerts, ignored sources, skipped frames, kernel drops).",
+        after_long_help = "EXAMPLES:\n    portsentry status\n    portsentry status --json\n\n\
+            EXIT STATUS:\n    0   the detector is running\n    1   no status file can be read\n    \
+            3   the detector is not running (its last status is shown)"
+    )]
+    Status(status::Args),
+
+    /// Lift the block of one address, now.
+    #[command(
+        long_about = "Ask the running detector (through its control socket in the state \
+            directory) to release ADDRESS: the release actions run (hosts.deny line removed, \
+            nftables element deleted, UNBLOCK_CMD) and the block table is rewritten. When no \
+            detector runs, the block table is edited and the release actions run from this \
+            command instead.",
+        after_long_help = "EXAMPLE:\n    portsentry unblock 203.0.113.7\n\n\
+            EXIT STATUS:\n    0   released\n    1   the address was not blocked, or the request failed"
+    )]
+    Unblock(unblock::Args),
 }
 
 #[cfg(test)]

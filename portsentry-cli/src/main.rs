@@ -7,6 +7,9 @@
 mod cli;
 mod commands;
 mod config_source;
+mod legacy_args;
+mod run;
+mod state_files;
 mod summary;
 
 use std::process::ExitCode;
@@ -14,7 +17,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    // PortSentry's `-tcp`, `-stcp`, ... become `--mode ...` before clap parses.
+    let cli = cli::Cli::parse_from(legacy_args::rewrite(std::env::args_os()));
     match commands::run(&cli) {
         Ok(code) => code,
         Err(err) => {

@@ -312,16 +312,45 @@ fn missing_file_is_an_error() {
 }
 
 #[test]
-fn no_subcommand_shows_the_configuration_and_exits_2() {
-    let r = run(portsentry(&["-c"]).arg(data("v2.conf")));
+fn no_subcommand_refuses_a_broken_configuration_or_mode() {
+    let r = run(portsentry(&["-c"]).arg(data("broken/port-zero.conf")));
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("port-zero.conf:"), "{}", r.stderr);
+    let r = run(&mut portsentry(&["--mode", "nope"]));
     assert_eq!(r.code, Some(2));
-    assert!(r.stdout.contains("517-518"));
+    assert!(r.stderr.contains("unknown mode"), "{}", r.stderr);
+}
+
+/// Without root (run as `nobody` through setpriv), the stealth modes say exactly what is
+/// missing and exit 77; nothing is left behind.
+#[test]
+fn without_cap_net_raw_the_detector_says_what_is_missing() {
+    if !Path::new("/usr/bin/setpriv").exists() || !is_root() {
+        eprintln!("skipped: needs root and setpriv to run as an unprivileged user");
+        return;
+    }
+    let scratch = Scratch::new("noperm");
+    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = run(Command::new("/usr/bin/setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_portsentry"))
+        .args(["-stcp", "-sudp"])
+        .env_remove("PORTSENTRY_CONFIG")
+        .env("XDG_STATE_HOME", &scratch.0));
+    assert_eq!(r.code, Some(77), "{}", r.stderr);
+    assert!(r.stderr.contains("stcp, sudp"), "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("live detection is not available in this build yet")
+            .contains("needs root or the CAP_NET_RAW capability"),
+        "{}",
+        r.stderr
     );
-    let r = run(portsentry(&["-c"]).arg(data("broken/port-zero.conf")));
-    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("setcap cap_net_raw"), "{}", r.stderr);
 }
 
 #[test]

@@ -207,7 +207,7 @@ impl ConnectListener {
                 Listener::Tcp(socket) => {
                     for _ in 0..PER_SOCKET_PER_WAIT {
                         match socket.accept() {
-                            Ok((stream, _)) => match tcp_contact(stream) {
+                            Ok((stream, peer)) => match tcp_contact(stream, &peer) {
                                 Some(contact) => out.push(contact),
                                 None => self.accept_failures += 1,
                             },
@@ -272,8 +272,11 @@ fn bind_one(protocol: Protocol, port: u16) -> io::Result<Listener> {
     }
 }
 
-fn tcp_contact(stream: Socket) -> Option<Contact> {
-    let peer = stream.peer_addr().ok()?.as_socket()?;
+/// `peer` is the address `accept` returned: a scanner that resets the connection right
+/// after the handshake (`nmap -sT`) leaves a socket whose `getpeername` fails, but the
+/// handshake was complete and the contact counts.
+fn tcp_contact(stream: Socket, peer: &socket2::SockAddr) -> Option<Contact> {
+    let peer = peer.as_socket()?;
     let local = stream.local_addr().ok()?.as_socket()?;
     // A write that would block (it never should: a fresh socket) is dropped, not waited on.
     stream.set_nonblocking(true).ok()?;

@@ -571,6 +571,44 @@ impl Detector {
                 .is_some_and(|set| set.contains(probe.destination_port))
         })
     }
+
+    /// Applies a reloaded configuration (SIGHUP) while keeping the block table: port lists,
+    /// advanced settings, `DETECT_ACK_SCANS`, `BLOCK_TCP`/`BLOCK_UDP`, `BLOCK_TIMEOUT` (for
+    /// blocks made from now on) and `NEVER_BLOCK_GATEWAYS`. The active modes stay.
+    ///
+    /// The tracker keeps every source's progress unless `SCAN_TRIGGER`, `SCAN_WINDOW` or
+    /// `MAX_TRACKED_SOURCES` changed: then it starts empty with the new settings and this
+    /// returns `Ok(true)`.
+    ///
+    /// # Errors
+    ///
+    /// [`DetectorError::Tracker`] when the new tracker settings are out of range; nothing is
+    /// changed then.
+    pub fn reconfigure(&mut self, config: &Config) -> Result<bool, DetectorError> {
+        let tracker_changed = config.scan_trigger.max(1) != self.tracker.trigger()
+            || config.scan_window != self.tracker.window()
+            || config.max_tracked_sources != self.tracker.capacity();
+        if tracker_changed {
+            self.tracker = Tracker::new(
+                config.max_tracked_sources,
+                config.scan_window,
+                config.scan_trigger,
+                HashSeed::random(),
+            )?;
+        }
+        self.settings = PortSettings::from_config(config);
+        self.scan_trigger = config.scan_trigger;
+        self.detect_ack_scans = config.detect_ack_scans;
+        self.block_tcp = config.block_tcp;
+        self.block_udp = config.block_udp;
+        self.block_timeout = config.block_timeout;
+        self.never_block = self
+            .never_block
+            .clone()
+            .protect_infrastructure(config.never_block_infrastructure);
+        self.rebuild_ports();
+        Ok(tracker_changed)
+    }
 }
 
 #[cfg(test)]

@@ -120,5 +120,7 @@ pub use detector::{
 pub use hash::HashSeed;
 pub use never_block::NeverBlock;
 pub use tracker::{Observation, SourceState, Tracker, TrackerError, TrackerStats};
+#[cfg(all(feature = "capture", feature = "procfs", target_os = "linux"))]
+pub mod engine;
 #[cfg(feature = "pcap")]
 pub mod replay;

@@ -3,16 +3,16 @@
 pub(crate) mod check_config;
 pub(crate) mod default_config;
 pub(crate) mod replay;
+pub(crate) mod status;
+pub(crate) mod unblock;
 
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
-use crate::config_source::{self, Failure, Origin, SYSTEM_CONFIG};
+use crate::config_source::{Failure, Origin, SYSTEM_CONFIG};
 
 /// Exit status: the configuration is invalid or a file cannot be read.
 pub(crate) const EXIT_FAILURE: u8 = 1;
-/// Exit status: wrong usage, or the detector was asked for but is not in this build.
-pub(crate) const EXIT_UNAVAILABLE: u8 = 2;
 
 /// Runs the chosen subcommand (or the no-subcommand default).
 pub(crate) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
@@ -21,24 +21,9 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Some(Command::CheckConfig(args)) => check_config::run(args, origin),
         Some(Command::DefaultConfig(args)) => default_config::run(args),
         Some(Command::Replay(args)) => replay::run(args, origin),
-        None => run_detector(origin),
-    }
-}
-
-/// The no-subcommand case. Live detection is wired in by the daemon work; until then this
-/// shows what would run and says so.
-fn run_detector(origin: Origin) -> anyhow::Result<ExitCode> {
-    match config_source::load(origin) {
-        Ok(checked) => {
-            print!("{}", crate::summary::render(&checked));
-            print_warnings(&checked.warnings);
-            eprintln!(
-                "portsentry: live detection is not available in this build yet; \
-                 the configuration above is valid"
-            );
-            Ok(ExitCode::from(EXIT_UNAVAILABLE))
-        }
-        Err(failure) => Ok(report_failure(&failure)),
+        Some(Command::Status(args)) => status::run(args, origin),
+        Some(Command::Unblock(args)) => unblock::run(args, origin),
+        None => crate::run::run(&cli.run, origin),
     }
 }
 

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::ValueEnum;
 use ipnet::IpNet;
 use portsentry_core::replay::{KeptEvents, Replay, ReplaySummary, SourceReport};
 use portsentry_core::respond::log::{alert_lines, notice_lines, release_lines};
@@ -20,6 +19,7 @@ use portsentry_core::tracker::MAX_SCAN_TRIGGER;
 use portsentry_core::{Event, Mode, PortSet, Timestamp};
 
 use crate::config_source::{self, Origin};
+use crate::run::log_sink::LogFormat;
 
 /// The help text after the options.
 pub(crate) const AFTER_LONG_HELP: &str = "\
@@ -62,18 +62,6 @@ EXIT STATUS:
         events and summary of the frames before the bad record are printed first); or the
         configuration is invalid
     2   wrong usage";
-
-/// `--log-format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub(crate) enum LogFormat {
-    /// PortSentry 1.2's `attackalert:` lines.
-    #[default]
-    Classic,
-    /// PortSentry 2.0's `Scan from: [...]` lines.
-    V2,
-    /// One JSON object per line (schema 1).
-    Json,
-}
 
 /// Ports with a listening socket, as `tcp:8080` or `udp:53,137-139`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,11 +185,7 @@ pub(crate) fn run(args: &Args, origin: Origin) -> anyhow::Result<ExitCode> {
     let style = if args.json {
         LogStyle::Json
     } else {
-        match args.log_format {
-            LogFormat::Classic => LogStyle::Classic,
-            LogFormat::V2 => LogStyle::V2,
-            LogFormat::Json => LogStyle::Json,
-        }
+        args.log_format.style()
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());

@@ -1,0 +1,125 @@
+//! `portsentry unblock ADDRESS`: lift one block now.
+//!
+//! With a running detector the request goes through its control socket (the detector owns the
+//! block table: it releases the address, runs the release actions and rewrites the
+//! `BLOCKED_FILE`). Without one, this command does the same itself: it removes the record
+//! from the `BLOCKED_FILE` and runs the release actions (hosts.deny line removed, nftables
+//! element deleted, `UNBLOCK_CMD`), printing their log lines.
+
+use std::io::ErrorKind;
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use portsentry_core::engine::{self, Settings};
+use portsentry_core::respond::{LogResponder, LogStyle, address_text, blocked_file};
+use portsentry_core::{Release, Timestamp, config, format_records, parse_records};
+
+use super::{EXIT_FAILURE, report_failure};
+use crate::config_source::{self, Origin};
+use crate::state_files;
+
+/// Options of `unblock`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The blocked address (IPv4 or IPv6)
+    #[arg(value_name = "ADDRESS")]
+    address: IpAddr,
+}
+
+/// Releases the address; exit 0 when it was blocked, 1 otherwise.
+pub(crate) fn run(args: &Args, origin: Origin) -> anyhow::Result<ExitCode> {
+    let address = args.address.to_canonical();
+    let socket = state_files::socket_path(&config::state_directory());
+    match crate::run::request_unblock(&socket, address) {
+        Ok(answer) => Ok(report_answer(&answer, address)),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+            offline(address, origin)
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot talk to the detector at {}", socket.display()))
+        }
+    }
+}
+
+fn report_answer(answer: &str, address: IpAddr) -> ExitCode {
+    match answer.split_once(' ') {
+        Some(("released", _)) => {
+            println!("portsentry: {address} released by the running detector");
+            ExitCode::SUCCESS
+        }
+        Some(("not-blocked", _)) => {
+            eprintln!("portsentry: {address} is not blocked");
+            ExitCode::from(EXIT_FAILURE)
+        }
+        _ => {
+            eprintln!("portsentry: the detector answered: {answer}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// No detector runs: edit the block table and run the release actions here.
+fn offline(address: IpAddr, origin: Origin) -> anyhow::Result<ExitCode> {
+    let checked = match config_source::load(origin) {
+        Ok(checked) => checked,
+        Err(failure) => return Ok(report_failure(&failure)),
+    };
+    let Some(path) = checked.config.blocked_file.clone() else {
+        bail!("no detector is running and the configuration has no BLOCKED_FILE");
+    };
+    let text = blocked_file::read_if_exists(&path)?.unwrap_or_default();
+    let mut records = parse_records(&text)
+        .with_context(|| format!("{}: unreadable block table", path.display()))?;
+    let Some(at) = records
+        .iter()
+        .position(|r| r.address.to_canonical() == address)
+    else {
+        eprintln!(
+            "portsentry: {} is not blocked (no detector running; {} checked)",
+            address_text(address),
+            path.display()
+        );
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    };
+    let record = records.remove(at);
+    blocked_file::write_atomic(&path, &format_records(&records))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let release = Release {
+        address: record.address,
+        blocked_at: record.blocked_at,
+        released_at: Timestamp::from_secs(now),
+        mode: record.mode,
+        port: record.port,
+    };
+    let settings = Settings {
+        config: checked.config.clone(),
+        ignore: checked.ignore.clone(),
+        config_file: checked.origin.path().map(ToOwned::to_owned),
+    };
+    let log = Box::new(LogResponder::new(std::io::stdout(), LogStyle::Classic));
+    let (mut fanout, findings) = engine::responders(&settings, Some(log))?;
+    for finding in &findings {
+        eprintln!("warning: {finding}");
+    }
+    let report = fanout.handle_release(&release, None);
+    let mut failed = false;
+    for r in &report.responders {
+        if let Err(e) = &r.result {
+            eprintln!("portsentry: release action {} failed: {e}", r.name);
+            failed = true;
+        }
+    }
+    println!(
+        "portsentry: {} removed from {} (no detector running; release actions run here)",
+        address_text(address),
+        path.display()
+    );
+    Ok(if failed {
+        ExitCode::from(EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,912 @@
+//! The live engine: capture and connect sources → [`classify`] → [`Detector::observe`] →
+//! responders on their own thread → block outcomes back into the detector and the
+//! `BLOCKED_FILE`.
+//!
+//! The engine is the one place where the sans-IO pieces meet the system. It is driven by the
+//! caller, one [`Engine::turn`] at a time, so that the caller (the CLI) owns the process-wide
+//! concerns: signals, log sinks, the status file, the control socket.
+//!
+//! # One turn
+//!
+//! 1. Receive a batch of frames from the capture (stealth and advanced modes), classify each
+//!    one (skips are counted, see [`EngineStatus::skips`]), let the detector decide, and hand
+//!    alerts, releases and notices to the [`Dispatcher`] (which never blocks).
+//! 2. Accept connections and datagrams on the connect-mode sockets (`tcp`, `udp`); after the
+//!    detector has decided, `PORT_BANNER` is sent to a contact that reached the trigger
+//!    ([`Event::Alert`] or [`Event::AlreadyAlerted`]), never to an ignored, below-trigger or
+//!    already blocked one (PortSentry 1.2 and 2.0 sent it to blocked hosts too).
+//! 3. Take the responders' reports: a block that succeeded is recorded
+//!    ([`Detector::record_block`]) and the `BLOCKED_FILE` rewritten atomically; a failed one
+//!    is reported back ([`Detector::record_block_failed`]) so the source can alert again.
+//! 4. Release expired blocks ([`Detector::expire`]): the release actions run on the
+//!    responder thread.
+//! 5. Every [`EngineOptions::refresh_interval`] (10 s by default): re-read the listening ports
+//!    (stealth and advanced modes skip ports a real service owns) and the host's own
+//!    addresses, gateways and resolvers (the never-block list).
+//!
+//! # Never run commands from a file anyone may edit
+//!
+//! When [`permissions::check_config_files`] finds the configuration or ignore file writable
+//! by anyone but root, the engine refuses to run `KILL_*` and `UNBLOCK_CMD` (they run as root):
+//! detection and logging go on, every finding is reported as a [`Message`], and
+//! [`EngineStatus::commands_enabled`] is false.
+//!
+//! # Reload
+//!
+//! [`Engine::reload`] applies a new configuration and ignore list without losing the block
+//! table or (unless the tracker settings changed) the tracker: responders are rebuilt, the
+//! connect-mode sockets rebound when the port lists changed, the capture reopened when its
+//! filter must change. A new configuration that cannot be applied leaves the old one running.
+
+mod protect;
+mod sources;
+#[cfg(test)]
+mod tests;
+
+pub use sources::Sources;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::block_table::{BlockRecord, parse_records};
+use crate::capture::{CaptureError, CaptureStats, now};
+use crate::classify::{LinkType, SkipCounts, classify};
+use crate::config::Config;
+use crate::connect::{ConnectError, Contact};
+use crate::detector::{BlockError, Detector, DetectorError, DetectorStats};
+use crate::event::{Event, Release};
+use crate::ignore::IgnoreList;
+use crate::listening::{ListeningError, ListeningPorts};
+use crate::mode::Mode;
+use crate::permissions::{self, PermissionFinding};
+use crate::probe::Timestamp;
+use crate::respond::dispatch::{DispatchConfig, DispatchStats, Dispatcher, Report, Submitted};
+use crate::respond::resolve::{self, Resolver};
+use crate::respond::{self, AlertReport, BlockStatus, Fanout, Responder, ResponderError, Role};
+use crate::respond::{blocked_file, nft::NftSet};
+
+use protect::HostFacts;
+
+/// How many capture read errors in a row end the engine (a transient error is reported and
+/// the engine goes on).
+const MAX_CONSECUTIVE_CAPTURE_ERRORS: u32 = 50;
+/// How long a capture read waits at most when connect-mode sockets must be served too.
+const SHARED_WAIT: Duration = Duration::from_millis(50);
+/// Frames a full batch holds (one `recvmmsg` call).
+const FULL_BATCH: usize = 64;
+/// After a partly filled batch, how long to let frames gather before reading again: at
+/// moderate rates this turns one wake-up per frame into one per millisecond (the kernel's
+/// 4 MiB queue holds far more than a millisecond of any rate); idle, the read blocks in
+/// `poll`; flooded, batches are full and nothing waits.
+const COALESCE: Duration = Duration::from_millis(1);
+
+/// Why the engine cannot start, reload or go on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// No detection mode was given.
+    #[error("no detection mode given (expected one or more of tcp, udp, stcp, sudp, atcp, audp)")]
+    NoModes,
+    /// The `AF_PACKET` capture could not be opened or read (for stealth and advanced modes).
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// Only connect modes are active and not one of their ports could be bound.
+    #[error("connect mode: no port could be bound ({})", failures.join("; "))]
+    NothingBound {
+        /// Each port that failed, with the reason.
+        failures: Vec<String>,
+    },
+    /// Waiting on the connect-mode sockets failed.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The detector could not be built from the configuration.
+    #[error(transparent)]
+    Detector(#[from] DetectorError),
+    /// The responders could not be built (unusable `NFT_SET`, history file not writable...).
+    #[error("cannot set up the responders: {0}")]
+    Responders(#[source] ResponderError),
+    /// The listening ports could not be read from /proc/net.
+    #[error(transparent)]
+    Listening(#[from] ListeningError),
+    /// The `BLOCKED_FILE` exists but cannot be read.
+    #[error("cannot read the block table: {0}")]
+    BlockedFile(#[source] ResponderError),
+    /// The responder thread could not be started.
+    #[error("cannot start the responder thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// How serious a [`Message`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Severity {
+    /// Normal operation: start, ports watched, reload, restored blocks.
+    Info,
+    /// Something is not as configured but the engine goes on (a port not bound, commands
+    /// disabled by a permission finding).
+    Warning,
+    /// An action or a file operation failed.
+    Error,
+}
+
+impl Severity {
+    /// `info`, `warning` or `error`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// A line for the administrator (PortSentry's `adminalert:` lines), produced by the engine
+/// and written by the caller to its log sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// How serious.
+    pub severity: Severity,
+    /// The text, one line, without a prefix.
+    pub text: String,
+}
+
+/// A configuration with everything it names already loaded, for [`Engine::start`] and
+/// [`Engine::reload`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The validated configuration, with its state paths resolved.
+    pub config: Config,
+    /// The ignore file's list, if the configuration names one that exists.
+    pub ignore: Option<IgnoreList>,
+    /// The configuration file (for the permission check); `None` for the built-in default.
+    pub config_file: Option<PathBuf>,
+}
+
+/// Makes the log responder (called at start and at every reload, as the responders are
+/// rebuilt then).
+pub type LogFactory = Box<dyn FnMut() -> Box<dyn Responder> + Send>;
+
+/// Options of an [`Engine`] that do not come from the configuration file.
+pub struct EngineOptions {
+    /// Makes the log responder; `None` logs nothing but the history file.
+    pub log: Option<LogFactory>,
+    /// How often listening ports and host addresses are re-read (default 10 s).
+    pub refresh_interval: Duration,
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("log", &self.log.is_some())
+            .field("refresh_interval", &self.refresh_interval)
+            .finish()
+    }
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            log: None,
+            refresh_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A snapshot of the engine's state and counters, for `portsentry status`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineStatus {
+    /// The active modes.
+    pub modes: Vec<Mode>,
+    /// How many ports each active mode monitors now.
+    pub monitored: Vec<(Mode, usize)>,
+    /// The current blocks.
+    pub blocks: Vec<BlockRecord>,
+    /// The detector's event counts and its tracker's and block table's counters.
+    pub detector: DetectorStats,
+    /// Frames the classifier skipped, per reason.
+    pub skips: SkipCounts,
+    /// The capture's counters (kernel drops included), when a capture is open.
+    pub capture: Option<CaptureStats>,
+    /// Capture read errors so far.
+    pub capture_errors: u64,
+    /// The responder queues' counters.
+    pub dispatch: DispatchStats,
+    /// Connect-mode ports that could not be bound.
+    pub bind_failures: Vec<String>,
+    /// Connections accepted by the kernel but lost before `accept` (connect mode).
+    pub accept_failures: u64,
+    /// False when `KILL_*` commands are refused because of a permission finding.
+    pub commands_enabled: bool,
+}
+
+/// The live detector; see the [module docs](self).
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use portsentry_core::engine::{Engine, EngineOptions, Settings, Sources};
+/// use portsentry_core::{Config, Mode};
+///
+/// let mut config = Config::default();
+/// config.resolve_state_paths(&portsentry_core::config::state_directory());
+/// let sources = Sources::open(&[Mode::StealthTcp, Mode::StealthUdp], &config, None)?;
+/// let settings = Settings { config, ignore: None, config_file: None };
+/// let mut engine = Engine::start(sources, settings, EngineOptions::default())?;
+/// for _ in 0..10 {
+///     engine.turn(Duration::from_millis(100))?;
+///     for message in engine.take_messages() {
+///         eprintln!("{}: {}", message.severity.as_str(), message.text);
+///     }
+/// }
+/// engine.shutdown();
+/// # Ok::<(), portsentry_core::engine::EngineError>(())
+/// ```
+pub struct Engine {
+    sources: Sources,
+    detector: Detector,
+    dispatcher: Option<Dispatcher>,
+    settings: Settings,
+    options: EngineOptions,
+    facts: HostFacts,
+    listening: ListeningPorts,
+    banner: Option<Vec<u8>>,
+    commands_enabled: bool,
+    contacts: Vec<Contact>,
+    releases: Vec<Release>,
+    skips: SkipCounts,
+    capture_totals: Option<CaptureStats>,
+    capture_errors: u64,
+    consecutive_capture_errors: u32,
+    last_refresh: Instant,
+    messages: Vec<Message>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("modes", &self.sources.modes())
+            .field("blocks", &self.detector.blocks().count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds the detector for the sources' modes, restores the `BLOCKED_FILE`, starts the
+    /// responder thread and reports (as [`Message`]s) what is watched.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Detector`] for out-of-range tracker settings,
+    /// [`EngineError::Listening`] when /proc/net cannot be read, [`EngineError::Responders`]
+    /// when a responder cannot be set up, [`EngineError::BlockedFile`] when the block table
+    /// exists but cannot be read, [`EngineError::Thread`] when no thread can be started.
+    pub fn start(
+        sources: Sources,
+        settings: Settings,
+        options: EngineOptions,
+    ) -> Result<Self, EngineError> {
+        let mut messages = Vec::new();
+        let (facts, problems) = HostFacts::read();
+        messages.extend(problems.into_iter().map(warning));
+        let listening = ListeningPorts::read()?;
+        let detector = Detector::builder(&settings.config)
+            .modes(sources.modes().iter().copied())
+            .never_block(facts.never_block(settings.ignore.as_ref()))
+            .listening(listening.tcp.clone(), listening.udp.clone())
+            .build()?;
+        let mut engine = Self {
+            sources,
+            detector,
+            dispatcher: None,
+            banner: banner_bytes(&settings.config),
+            settings,
+            options,
+            facts,
+            listening,
+            commands_enabled: true,
+            contacts: Vec::new(),
+            releases: Vec::new(),
+            skips: SkipCounts::new(),
+            capture_totals: None,
+            capture_errors: 0,
+            consecutive_capture_errors: 0,
+            last_refresh: Instant::now(),
+            messages,
+        };
+        let (fanout, commands_enabled) = engine.build_responders(&engine.settings.clone())?;
+        engine.commands_enabled = commands_enabled;
+        engine.restore_blocks()?;
+        engine.dispatcher = Some(spawn_dispatcher(fanout, &engine.settings.config)?);
+        engine.report_watching();
+        engine.release_due(now());
+        Ok(engine)
+    }
+
+    /// Runs one turn (see the [module docs](self)), waiting at most `wait` for traffic.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Capture`] when the capture failed many times in a row (single
+    /// failures are reported as messages); [`EngineError::Connect`] when waiting on the
+    /// connect-mode sockets fails.
+    pub fn turn(&mut self, wait: Duration) -> Result<(), EngineError> {
+        let shared = self.sources.capture.is_some() && self.sources.connect.is_some();
+        if self.sources.capture.is_some() {
+            self.read_capture(if shared { wait.min(SHARED_WAIT) } else { wait })?;
+        }
+        if self.sources.connect.is_some() {
+            self.serve_connect(if shared { Duration::ZERO } else { wait })?;
+        }
+        self.take_reports();
+        self.release_due(now());
+        if self.last_refresh.elapsed() >= self.options.refresh_interval {
+            self.refresh();
+        }
+        Ok(())
+    }
+
+    fn read_capture(&mut self, wait: Duration) -> Result<(), EngineError> {
+        let Self {
+            sources,
+            detector,
+            dispatcher,
+            skips,
+            ..
+        } = self;
+        let Some(capture) = sources.capture.as_mut() else {
+            return Ok(());
+        };
+        let batch = match capture.recv_batch(wait) {
+            Ok(batch) => batch,
+            Err(error) => {
+                self.capture_errors += 1;
+                self.consecutive_capture_errors += 1;
+                if self.consecutive_capture_errors >= MAX_CONSECUTIVE_CAPTURE_ERRORS {
+                    return Err(error.into());
+                }
+                self.messages.push(error_message(error.to_string()));
+                std::thread::sleep(wait.min(SHARED_WAIT));
+                return Ok(());
+            }
+        };
+        let mut frames = 0;
+        for frame in batch.iter() {
+            frames += 1;
+            match classify(frame.at, LinkType::CookedL3, frame.data) {
+                Ok(probe) => {
+                    let event = detector.observe(&probe);
+                    submit(detector, dispatcher.as_ref(), &event);
+                }
+                Err(skip) => skips.record(skip),
+            }
+        }
+        self.consecutive_capture_errors = 0;
+        if (1..FULL_BATCH).contains(&frames) {
+            std::thread::sleep(COALESCE);
+        }
+        Ok(())
+    }
+
+    fn serve_connect(&mut self, wait: Duration) -> Result<(), EngineError> {
+        let Some(listener) = self.sources.connect.as_mut() else {
+            return Ok(());
+        };
+        listener.wait(wait, &mut self.contacts)?;
+        for contact in self.contacts.drain(..) {
+            let probe = contact.probe();
+            let event = self.detector.observe(&probe);
+            submit(&mut self.detector, self.dispatcher.as_ref(), &event);
+            let reached = matches!(event, Event::Alert(_) | Event::AlreadyAlerted(_));
+            if let (true, Some(banner)) = (reached, &self.banner) {
+                // The peer may be gone already: nothing to report.
+                let _ = contact.send_banner(banner);
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles every report the responder thread has sent back.
+    fn take_reports(&mut self) {
+        let reports = match &self.dispatcher {
+            Some(d) => d.drain(),
+            None => return,
+        };
+        self.handle_reports(reports);
+    }
+
+    fn handle_reports(&mut self, reports: Vec<Report>) {
+        let mut blocks_changed = false;
+        for report in reports {
+            match report {
+                Report::Alert(report) => blocks_changed |= self.handle_alert_report(&report),
+                Report::Release(report) => {
+                    for r in report.responders.iter().filter(|r| r.result.is_err()) {
+                        if let Err(e) = &r.result {
+                            self.messages.push(error_message(format!(
+                                "release of {}: responder {} failed: {e}",
+                                respond::address_text(report.release.address),
+                                r.name
+                            )));
+                        }
+                    }
+                }
+                Report::Errors(errors) => {
+                    for (name, e) in errors {
+                        self.messages
+                            .push(error_message(format!("responder {name} failed: {e}")));
+                    }
+                }
+            }
+        }
+        if blocks_changed {
+            self.write_blocked_file();
+        }
+    }
+
+    /// Records the outcome of one alert; true when the block table changed.
+    fn handle_alert_report(&mut self, report: &AlertReport) -> bool {
+        let source = report.alert.probe.source;
+        for r in &report.responders {
+            if let (Role::Report, Err(e)) = (r.role, &r.result) {
+                self.messages
+                    .push(error_message(format!("responder {} failed: {e}", r.name)));
+            }
+        }
+        match report.block {
+            BlockStatus::Blocked => match self.detector.record_block(&report.alert, now()) {
+                Ok(_) => true,
+                Err(BlockError::NeverBlock { address, reason }) => {
+                    self.messages.push(warning(format!(
+                        "{} became protected ({}) while it was being blocked: undoing the block",
+                        respond::address_text(address),
+                        reason.as_str()
+                    )));
+                    let at = now();
+                    let undo = Release {
+                        address,
+                        blocked_at: at,
+                        released_at: at,
+                        mode: report.alert.mode,
+                        port: report.alert.probe.destination_port,
+                    };
+                    if let Some(d) = &self.dispatcher {
+                        let _ = d.submit_release(undo);
+                    }
+                    false
+                }
+            },
+            // Failed: not blocked, may alert again. NotRequested: no blocking responder acted
+            // (log only, or commands refused): nothing is pending any more.
+            _ => {
+                self.detector.record_block_failed(source);
+                false
+            }
+        }
+    }
+
+    /// Releases every block due at `at` (the release actions run on the responder thread).
+    fn release_due(&mut self, at: Timestamp) {
+        if self.detector.next_expiry().is_none_or(|due| due > at) {
+            return;
+        }
+        self.releases.clear();
+        self.releases.extend(self.detector.expire(at));
+        if self.releases.is_empty() {
+            return;
+        }
+        if let Some(d) = &self.dispatcher {
+            for release in &self.releases {
+                if d.submit_release(*release) == Submitted::Dropped {
+                    self.messages.push(error_message(format!(
+                        "release of {} dropped: the response queue is full",
+                        respond::address_text(release.address)
+                    )));
+                }
+            }
+        }
+        self.write_blocked_file();
+    }
+
+    /// Ends the block of `address` now (an administrator's `portsentry unblock`): the
+    /// release actions run and the `BLOCKED_FILE` is rewritten. `None` if it is not blocked.
+    pub fn unblock(&mut self, address: IpAddr) -> Option<Release> {
+        let release = self.detector.unblock(address.to_canonical(), now())?;
+        if let Some(d) = &self.dispatcher {
+            let _ = d.submit_release(release);
+        }
+        self.messages.push(info(format!(
+            "{} unblocked by the administrator",
+            respond::address_text(address)
+        )));
+        self.write_blocked_file();
+        Some(release)
+    }
+
+    /// Re-reads the listening ports and the host's addresses now (also done every
+    /// [`EngineOptions::refresh_interval`]).
+    pub fn refresh(&mut self) {
+        self.last_refresh = Instant::now();
+        match ListeningPorts::read() {
+            Ok(listening) if listening != self.listening => {
+                self.detector
+                    .set_listening(listening.tcp.clone(), listening.udp.clone());
+                self.listening = listening;
+            }
+            Ok(_) => {}
+            Err(e) => self.messages.push(error_message(e.to_string())),
+        }
+        let (facts, problems) = HostFacts::read();
+        self.messages.extend(problems.into_iter().map(warning));
+        if facts != self.facts {
+            self.detector
+                .set_never_block(facts.never_block(self.settings.ignore.as_ref()));
+            self.facts = facts;
+        }
+    }
+
+    /// Applies a new configuration and ignore list (SIGHUP), keeping blocks and tracker
+    /// state (see [`Detector::reconfigure`]).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Responders`] when the new responders cannot be set up, or
+    /// [`EngineError::Detector`] for out-of-range tracker settings: the old configuration
+    /// then stays in force, untouched.
+    pub fn reload(&mut self, settings: Settings) -> Result<(), EngineError> {
+        let (fanout, commands_enabled) = self.build_responders(&settings)?;
+        if self.detector.reconfigure(&settings.config)? {
+            self.messages.push(info(
+                "SCAN_TRIGGER, SCAN_WINDOW or MAX_TRACKED_SOURCES changed: the tracker starts afresh"
+                    .to_owned(),
+            ));
+        }
+        let old = self.dispatcher.take();
+        if let Some(old) = old {
+            let (_, reports) = old.shutdown();
+            self.handle_reports(reports);
+        }
+        self.dispatcher = Some(spawn_dispatcher(fanout, &settings.config)?);
+        self.commands_enabled = commands_enabled;
+        self.banner = banner_bytes(&settings.config);
+        self.detector
+            .set_never_block(self.facts.never_block(settings.ignore.as_ref()));
+        self.settings = settings;
+        if self.sources.bind_connect(&self.settings.config) {
+            self.report_bind_failures();
+        }
+        match self.sources.refilter(self.settings.config.detect_ack_scans) {
+            Ok(true) => self.capture_totals = None,
+            Ok(false) => {}
+            Err(e) => self.messages.push(error_message(format!(
+                "cannot reopen the capture with the new filter, keeping the old one: {e}"
+            ))),
+        }
+        self.refresh();
+        self.report_watching();
+        self.write_blocked_file();
+        Ok(())
+    }
+
+    /// A snapshot of state and counters (reads the kernel's capture counters).
+    pub fn status(&mut self) -> EngineStatus {
+        if let Some(capture) = self.sources.capture.as_mut() {
+            match capture.stats() {
+                Ok(stats) => self.capture_totals = Some(stats),
+                Err(e) => self.messages.push(error_message(e.to_string())),
+            }
+        }
+        EngineStatus {
+            modes: self.detector.modes().to_vec(),
+            monitored: self
+                .detector
+                .modes()
+                .iter()
+                .map(|&m| {
+                    let count = if m.is_connect() {
+                        self.sources.bound_ports(m.protocol()).len()
+                    } else {
+                        self.detector.monitored_ports(m).map_or(0, |p| p.len())
+                    };
+                    (m, count)
+                })
+                .collect(),
+            blocks: self.detector.blocks().copied().collect(),
+            detector: self.detector.stats(),
+            skips: self.skips,
+            capture: self.capture_totals,
+            capture_errors: self.capture_errors,
+            dispatch: self
+                .dispatcher
+                .as_ref()
+                .map(Dispatcher::stats)
+                .unwrap_or_default(),
+            bind_failures: self
+                .sources
+                .bind_failures()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            accept_failures: self
+                .sources
+                .connect
+                .as_ref()
+                .map_or(0, |l| l.accept_failures()),
+            commands_enabled: self.commands_enabled,
+        }
+    }
+
+    /// The detector (read-only).
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.settings.config
+    }
+
+    /// The messages produced since the last call, oldest first.
+    pub fn take_messages(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.messages)
+    }
+
+    /// Stops: the responder thread finishes every queued job, their outcomes are recorded
+    /// and the `BLOCKED_FILE` is written. Returns the final status and the last messages.
+    pub fn shutdown(mut self) -> (EngineStatus, Vec<Message>) {
+        if let Some(d) = self.dispatcher.take() {
+            let (_, reports) = d.shutdown();
+            self.handle_reports(reports);
+        }
+        self.write_blocked_file();
+        let status = self.status();
+        (status, self.take_messages())
+    }
+
+    /// Builds the fan-out for `settings` (see [`responders`]) and reports the permission
+    /// findings; returns it with whether commands are enabled.
+    fn build_responders(&mut self, settings: &Settings) -> Result<(Fanout, bool), EngineError> {
+        let log = self.options.log.as_mut().map(|make| make());
+        let (fanout, findings) = responders(settings, log).map_err(EngineError::Responders)?;
+        for finding in &findings {
+            self.messages.push(warning(format!("{finding}")));
+        }
+        let c = &settings.config;
+        let has_commands = c.kill_route.is_some()
+            || c.kill_hosts_deny.is_some()
+            || c.kill_run_cmd.is_some()
+            || c.unblock_cmd.is_some();
+        if !findings.is_empty() && has_commands {
+            self.messages.push(warning(
+                "KILL_ROUTE, KILL_HOSTS_DENY, KILL_RUN_CMD and UNBLOCK_CMD will not run until \
+                 the files above are writable by root only; detection and logging go on"
+                    .to_owned(),
+            ));
+        }
+        Ok((fanout, findings.is_empty()))
+    }
+
+    /// Restores the `BLOCKED_FILE`; a file that cannot be parsed is moved aside (nothing
+    /// lost) and reported.
+    fn restore_blocks(&mut self) -> Result<(), EngineError> {
+        let Some(path) = self.settings.config.blocked_file.clone() else {
+            return Ok(());
+        };
+        let Some(text) = blocked_file::read_if_exists(&path).map_err(EngineError::BlockedFile)?
+        else {
+            return Ok(());
+        };
+        match parse_records(&text) {
+            Ok(records) => {
+                let count = records.len();
+                let summary = self.detector.restore_blocks(records.iter().copied());
+                if count > 0 {
+                    self.messages.push(info(format!(
+                        "restored {} block(s) from {}{}",
+                        summary.restored,
+                        path.display(),
+                        if summary.released_protected > 0 {
+                            format!(
+                                "; {} protected address(es) will be released",
+                                summary.released_protected
+                            )
+                        } else {
+                            String::new()
+                        }
+                    )));
+                }
+                self.repush_nft(&records);
+            }
+            Err(e) => {
+                let aside = aside_path(&path);
+                let moved = std::fs::rename(&path, &aside);
+                self.messages.push(error_message(format!(
+                    "{}:{}: unreadable block table ({}); {}",
+                    path.display(),
+                    e.line,
+                    e.error,
+                    match moved {
+                        Ok(()) =>
+                            format!("moved to {} and starting without blocks", aside.display()),
+                        Err(m) => format!("could not move it aside ({m}); starting without blocks"),
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds restored, still active blocks to the nftables set again (after a reboot the set
+    /// is empty), with their remaining time, on a thread of their own.
+    fn repush_nft(&mut self, records: &[BlockRecord]) {
+        let Some(spec) = self.settings.config.nft_set.clone() else {
+            return;
+        };
+        let at = now();
+        let pending: Vec<(IpAddr, Option<Duration>)> = records
+            .iter()
+            .filter(|r| self.detector.is_blocked(r.address))
+            .filter_map(|r| match r.expires_at {
+                None => Some((r.address, None)),
+                Some(end) if end > at => Some((r.address, Some(end.saturating_duration_since(at)))),
+                Some(_) => None,
+            })
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("portsentry-nft-restore".to_owned())
+            .spawn(move || {
+                for (address, remaining) in pending {
+                    // Whole seconds, at least one: nft's timeouts have that resolution.
+                    let timeout = remaining.map(|d| Duration::from_secs(d.as_secs().max(1)));
+                    if let Ok(set) = NftSet::new(&spec, timeout) {
+                        // An element that is still there is not an error for `nft add`.
+                        let _ = set.add(address);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            self.messages.push(error_message(format!(
+                "cannot re-add restored blocks to the nftables set: {e}"
+            )));
+        }
+    }
+
+    fn write_blocked_file(&mut self) {
+        if let Some(path) = &self.settings.config.blocked_file
+            && let Err(e) = blocked_file::write_atomic(path, &self.detector.blocks_text())
+        {
+            self.messages
+                .push(error_message(format!("cannot write the block table: {e}")));
+        }
+    }
+
+    fn report_bind_failures(&mut self) {
+        let failures: Vec<String> = self
+            .sources
+            .bind_failures()
+            .iter()
+            .map(|f| format!("{f}: not monitored"))
+            .collect();
+        self.messages.extend(failures.into_iter().map(warning));
+    }
+
+    /// Says which ports each mode watches (PortSentry's "Going into ... listen mode" lines).
+    fn report_watching(&mut self) {
+        self.report_bind_failures();
+        let modes = self.detector.modes().to_vec();
+        for mode in modes {
+            let ports = if mode.is_connect() {
+                // Only the ports that could be bound are watched.
+                self.sources.bound_ports(mode.protocol()).to_string()
+            } else {
+                self.detector
+                    .monitored_ports(mode)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            };
+            let how = match mode {
+                Mode::Tcp | Mode::Udp => "listen mode (connect)",
+                Mode::StealthTcp | Mode::StealthUdp => "stealth listen mode",
+                Mode::AdvancedTcp | Mode::AdvancedUdp => "advanced stealth listen mode",
+            };
+            let ports = if ports.is_empty() {
+                "no port".to_owned()
+            } else {
+                ports
+            };
+            self.messages.push(info(format!(
+                "Going into {how} ({mode}) on {} port(s): {ports}",
+                mode.protocol().as_upper_str()
+            )));
+        }
+        if !self.commands_enabled {
+            self.messages.push(warning(
+                "blocking commands are disabled (see the permission findings above)".to_owned(),
+            ));
+        }
+    }
+}
+
+/// The responders for `settings` ([`respond::from_config`] plus `log`), with the
+/// permission findings of its files: when there is any, `KILL_ROUTE`, `KILL_HOSTS_DENY`,
+/// `KILL_RUN_CMD` and `UNBLOCK_CMD` are left out (they run as root, and anyone who can edit
+/// those files could choose them).
+///
+/// # Errors
+///
+/// As [`respond::from_config`].
+pub fn responders(
+    settings: &Settings,
+    log: Option<Box<dyn Responder>>,
+) -> Result<(Fanout, Vec<PermissionFinding>), ResponderError> {
+    let findings =
+        permissions::check_config_files(settings.config_file.as_deref(), &settings.config);
+    let mut config = settings.config.clone();
+    if !findings.is_empty() {
+        config.kill_route = None;
+        config.kill_hosts_deny = None;
+        config.kill_run_cmd = None;
+        config.unblock_cmd = None;
+    }
+    Ok((respond::from_config(&config, log)?, findings))
+}
+
+/// Hands `event` to the dispatcher; a dropped alert counts as a failed block at once.
+fn submit(detector: &mut Detector, dispatcher: Option<&Dispatcher>, event: &Event) {
+    let Some(d) = dispatcher else { return };
+    if d.submit_event(event) == Submitted::Dropped
+        && let Event::Alert(alert) = event
+    {
+        detector.record_block_failed(alert.probe.source);
+    }
+}
+
+fn spawn_dispatcher(fanout: Fanout, config: &Config) -> Result<Dispatcher, EngineError> {
+    let config = DispatchConfig {
+        resolver: config
+            .resolve_host
+            .then(|| Resolver::new(resolve::DEFAULT_TIMEOUT)),
+        ..DispatchConfig::default()
+    };
+    Dispatcher::spawn(fanout, config).map_err(EngineError::Thread)
+}
+
+fn banner_bytes(config: &Config) -> Option<Vec<u8>> {
+    config
+        .port_banner
+        .as_ref()
+        .filter(|b| !b.is_empty())
+        .map(|b| format!("{b}\n").into_bytes())
+}
+
+fn aside_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".unreadable-{}", now().as_secs()));
+    path.with_file_name(name)
+}
+
+fn info(text: String) -> Message {
+    Message {
+        severity: Severity::Info,
+        text,
+    }
+}
+
+fn warning(text: String) -> Message {
+    Message {
+        severity: Severity::Warning,
+        text,
+    }
+}
+
+fn error_message(text: String) -> Message {
+    Message {
+        severity: Severity::Error,
+        text,
+    }
+}

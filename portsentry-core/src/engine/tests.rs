@@ -1,0 +1,320 @@
+//! Engine tests that need no root: connect mode on loopback with real sockets, the block
+//! table restore, and the detector's reconfiguration. The full path (capture, nmap, nft) is
+//! covered by the CLI's end-to-end tests in network namespaces.
+
+use super::*;
+use crate::probe::{Probe, Protocol, ScanKind};
+use crate::respond::{AlertContext, Outcome, ReleaseContext};
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+/// A TCP port free right now on every address.
+fn free_port() -> u16 {
+    TcpListener::bind("[::]:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scratch(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("ps-engine-{tag}-"))
+        .tempdir()
+        .unwrap()
+}
+
+fn settings(dir: &Path, text: &str) -> Settings {
+    let mut config = Config::parse_str(text, "test.conf").unwrap().config;
+    config.resolve_state_paths(dir);
+    Settings {
+        config,
+        ignore: None,
+        config_file: None,
+    }
+}
+
+/// A log factory whose lines land in a shared vector.
+fn collecting_log() -> (LogFactory, Arc<Mutex<Vec<String>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    let factory: LogFactory = Box::new(move || {
+        let on_alert = Arc::clone(&sink);
+        let on_release = Arc::clone(&sink);
+        struct Collect {
+            alert: Arc<Mutex<Vec<String>>>,
+            release: Arc<Mutex<Vec<String>>>,
+        }
+        impl Responder for Collect {
+            fn name(&self) -> &str {
+                "collect"
+            }
+            fn on_alert(&mut self, ctx: &AlertContext<'_>) -> Result<Outcome, ResponderError> {
+                self.alert
+                    .lock()
+                    .unwrap()
+                    .push(format!("alert {}", ctx.alert.probe.source));
+                Ok(Outcome::Reported)
+            }
+            fn on_release(&mut self, ctx: &ReleaseContext<'_>) -> Result<Outcome, ResponderError> {
+                self.release
+                    .lock()
+                    .unwrap()
+                    .push(format!("release {}", ctx.release.address));
+                Ok(Outcome::Reported)
+            }
+            fn on_notice(&mut self, notice: &respond::Notice<'_>) -> Result<(), ResponderError> {
+                if let respond::Notice::Ignored { probe, reason, .. } = notice {
+                    self.alert.lock().unwrap().push(format!(
+                        "ignored {} {}",
+                        probe.source,
+                        reason.as_str()
+                    ));
+                }
+                Ok(())
+            }
+        }
+        Box::new(Collect {
+            alert: on_alert,
+            release: on_release,
+        })
+    });
+    (factory, lines)
+}
+
+#[test]
+fn connect_mode_on_loopback_is_ignored_and_gets_no_banner() {
+    let dir = scratch("connect");
+    let port = free_port();
+    let s = settings(
+        dir.path(),
+        &format!(
+            "TCP_PORTS=\"{port}\"\nPORT_BANNER=\"go away\"\nBLOCKED_FILE=\"blocked\"\nHISTORY_FILE=\"history\"\n"
+        ),
+    );
+    let sources = Sources::open(&[Mode::Tcp], &s.config, None).unwrap();
+    assert_eq!(
+        sources
+            .bound_ports(Protocol::Tcp)
+            .iter()
+            .collect::<Vec<_>>(),
+        [port]
+    );
+    let (log, lines) = collecting_log();
+    let options = EngineOptions {
+        log: Some(log),
+        ..EngineOptions::default()
+    };
+    let mut engine = Engine::start(sources, s, options).unwrap();
+    let messages = engine.take_messages();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.text.contains("listen mode (connect) (tcp)")
+                && m.text.contains(&port.to_string())),
+        "{messages:?}"
+    );
+    let client = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut got = Vec::new();
+        let _ = stream.read_to_end(&mut got);
+        got
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lines.lock().unwrap().is_empty() && Instant::now() < deadline {
+        engine.turn(Duration::from_millis(50)).unwrap();
+    }
+    let got = client.join().unwrap();
+    assert!(
+        got.is_empty(),
+        "a loopback (ignored) client got a banner: {got:?}"
+    );
+    assert_eq!(
+        *lines.lock().unwrap(),
+        ["ignored 127.0.0.1 loopback"],
+        "loopback is never counted"
+    );
+    let status = engine.status();
+    assert_eq!(status.detector.ignored, 1);
+    assert_eq!(status.detector.alerts, 0);
+    assert!(status.commands_enabled);
+    engine.shutdown();
+    // The block table is written at shutdown, empty.
+    let text = std::fs::read_to_string(dir.path().join("blocked")).unwrap();
+    assert!(text.starts_with("# portsentry block table"), "{text}");
+    assert_eq!(text.lines().count(), 1);
+}
+
+#[test]
+fn restore_unblock_and_expiry_rewrite_the_block_table() {
+    let dir = scratch("restore");
+    let port = free_port();
+    let blocked = dir.path().join("blocked");
+    let at = now().as_secs();
+    std::fs::write(
+        &blocked,
+        format!(
+            "203.0.113.7 {at} never stcp 22\n203.0.113.8 {at} {} stcp 23\n198.51.100.9 {} {} sudp 7\n",
+            at + 3600,
+            at - 100,
+            at - 50
+        ),
+    )
+    .unwrap();
+    let s = settings(
+        dir.path(),
+        &format!("TCP_PORTS=\"{port}\"\nBLOCKED_FILE=\"blocked\"\nHISTORY_FILE=\"\"\n"),
+    );
+    let sources = Sources::open(&[Mode::Tcp], &s.config, None).unwrap();
+    let (log, lines) = collecting_log();
+    let mut engine = Engine::start(
+        sources,
+        s,
+        EngineOptions {
+            log: Some(log),
+            ..EngineOptions::default()
+        },
+    )
+    .unwrap();
+    let messages = engine.take_messages();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.text.contains("restored 3 block(s)")),
+        "{messages:?}"
+    );
+    // The expired one was released at start and is gone from the file.
+    let text = std::fs::read_to_string(&blocked).unwrap();
+    assert!(!text.contains("198.51.100.9"), "{text}");
+    assert!(
+        text.contains("203.0.113.7") && text.contains("203.0.113.8"),
+        "{text}"
+    );
+    assert!(engine.unblock("203.0.113.7".parse().unwrap()).is_some());
+    assert!(engine.unblock("203.0.113.7".parse().unwrap()).is_none());
+    let text = std::fs::read_to_string(&blocked).unwrap();
+    assert!(!text.contains("203.0.113.7"), "{text}");
+    assert_eq!(engine.status().blocks.len(), 1);
+    engine.shutdown();
+    let released = lines.lock().unwrap().clone();
+    assert!(
+        released.contains(&"release 198.51.100.9".to_owned()),
+        "{released:?}"
+    );
+    assert!(
+        released.contains(&"release 203.0.113.7".to_owned()),
+        "{released:?}"
+    );
+}
+
+#[test]
+fn an_unreadable_block_table_is_moved_aside_not_lost() {
+    let dir = scratch("aside");
+    let port = free_port();
+    std::fs::write(dir.path().join("blocked"), "this is not a block line\n").unwrap();
+    let s = settings(
+        dir.path(),
+        &format!("TCP_PORTS=\"{port}\"\nBLOCKED_FILE=\"blocked\"\nHISTORY_FILE=\"\"\n"),
+    );
+    let sources = Sources::open(&[Mode::Tcp], &s.config, None).unwrap();
+    let mut engine = Engine::start(sources, s, EngineOptions::default()).unwrap();
+    let messages = engine.take_messages();
+    let m = messages
+        .iter()
+        .find(|m| m.severity == Severity::Error)
+        .expect("an error message");
+    assert!(
+        m.text.contains("blocked:1: unreadable block table"),
+        "{}",
+        m.text
+    );
+    engine.shutdown();
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("blocked.unreadable-"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    let kept = std::fs::read_to_string(dir.path().join(&aside[0])).unwrap();
+    assert_eq!(kept, "this is not a block line\n");
+}
+
+#[test]
+fn reload_rebinds_connect_ports_and_keeps_blocks() {
+    let dir = scratch("reload");
+    let (first, second) = (free_port(), free_port());
+    let text =
+        |port: u16| format!("TCP_PORTS=\"{port}\"\nBLOCKED_FILE=\"blocked\"\nHISTORY_FILE=\"\"\n");
+    let s = settings(dir.path(), &text(first));
+    let sources = Sources::open(&[Mode::Tcp], &s.config, None).unwrap();
+    let mut engine = Engine::start(sources, s, EngineOptions::default()).unwrap();
+    engine.detector.restore_blocks([BlockRecord {
+        address: "203.0.113.5".parse().unwrap(),
+        blocked_at: now(),
+        expires_at: None,
+        mode: Mode::Tcp,
+        port: first,
+    }]);
+    engine.reload(settings(dir.path(), &text(second))).unwrap();
+    assert_eq!(
+        engine
+            .sources
+            .bound_ports(Protocol::Tcp)
+            .iter()
+            .collect::<Vec<_>>(),
+        [second]
+    );
+    // The old port is closed, the new one accepts.
+    assert!(TcpStream::connect(("127.0.0.1", first)).is_err());
+    assert!(TcpStream::connect(("127.0.0.1", second)).is_ok());
+    assert!(engine.detector().is_blocked("203.0.113.5".parse().unwrap()));
+    assert!(
+        std::fs::read_to_string(dir.path().join("blocked"))
+            .unwrap()
+            .contains("203.0.113.5")
+    );
+    engine.shutdown();
+}
+
+#[test]
+fn reconfigure_keeps_tracker_progress_unless_tracker_settings_change() {
+    let text = "TCP_PORTS=\"1,2,3,4\"\nSCAN_TRIGGER=\"3\"\n";
+    let config = Config::parse_str(text, "t").unwrap().config;
+    let mut det = Detector::builder(&config)
+        .modes([Mode::StealthTcp])
+        .build()
+        .unwrap();
+    let probe = |port| Probe {
+        at: Timestamp::from_secs(100),
+        source: "203.0.113.9".parse().unwrap(),
+        destination: "203.0.113.2".parse().unwrap(),
+        protocol: Protocol::Tcp,
+        source_port: 40000,
+        destination_port: port,
+        kind: ScanKind::Syn,
+        ip_options: false,
+    };
+    assert!(matches!(det.observe(&probe(1)), Event::BelowTrigger { .. }));
+    assert!(matches!(det.observe(&probe(2)), Event::BelowTrigger { .. }));
+    // A new port list, same trigger: progress kept, port 9 is now monitored.
+    let wider = Config::parse_str("TCP_PORTS=\"1,2,3,9\"\nSCAN_TRIGGER=\"3\"\n", "t")
+        .unwrap()
+        .config;
+    assert!(!det.reconfigure(&wider).unwrap());
+    assert!(matches!(det.observe(&probe(9)), Event::Alert(_)));
+    // A new trigger: the tracker starts afresh.
+    let other = Config::parse_str("TCP_PORTS=\"1,2,3,9\"\nSCAN_TRIGGER=\"2\"\n", "t")
+        .unwrap()
+        .config;
+    assert!(det.reconfigure(&other).unwrap());
+    let mut p = probe(1);
+    p.source = "203.0.113.10".parse().unwrap();
+    assert!(matches!(
+        det.observe(&p),
+        Event::BelowTrigger { trigger: 2, .. }
+    ));
+}
