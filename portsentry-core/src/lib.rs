@@ -74,6 +74,8 @@ pub use probe::{Probe, Protocol, ScanKind, TcpFlags, Timestamp};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ignore;
 pub mod located;
 pub mod permissions;

@@ -1,0 +1,107 @@
+//! The invariants the fuzz targets check, shared by `fuzz/fuzz_targets/*` and the stable
+//! `cargo test` that replays every committed corpus and regression input, so both run exactly
+//! the same assertions.
+//!
+//! Each function takes arbitrary bytes and panics when an invariant does not hold. They are
+//! meant for fuzzing and tests only; they are not part of the stable API.
+
+use crate::Timestamp;
+use crate::classify::{LinkType, classify, classify_general};
+use crate::config::{Config, ConfigError, conf_file};
+use crate::ignore::{IgnoreError, IgnoreList};
+
+/// `classify` never panics, for any bytes and any link type, and its fast paths agree with
+/// the general path.
+///
+/// # Panics
+///
+/// When the two paths disagree (or when `classify` itself panics).
+pub fn classify_paths_agree(data: &[u8]) {
+    for link in LinkType::ALL {
+        let answer = classify(Timestamp::ZERO, link, data);
+        assert_eq!(
+            answer,
+            classify_general(Timestamp::ZERO, link, data),
+            "{link}"
+        );
+    }
+}
+
+/// The `portsentry.conf` reader never panics on any text: the tokenizer
+/// ([`conf_file::parse`]) and the whole load ([`Config::parse_str`]) agree on which files have
+/// syntax errors, every entry it returns is well formed, and every message names the file.
+///
+/// # Panics
+///
+/// When one of those invariants does not hold.
+pub fn conf_file_invariants(data: &[u8]) {
+    // `Config::load` decodes files the same way (Latin-1 comments become U+FFFD).
+    let text = String::from_utf8_lossy(data);
+    let lines = text.split('\n').count();
+    let file = conf_file::parse(&text);
+    for entry in &file.entries {
+        assert!((1..=lines).contains(&entry.line), "{entry:?}");
+        assert!(
+            !entry.key.is_empty() && !entry.value.contains(['"', '\n']),
+            "{entry:?}"
+        );
+    }
+    for error in &file.errors {
+        assert!((1..=lines).contains(&error.line), "{error:?}");
+        let _ = error.kind.to_string();
+    }
+    match Config::parse_str(&text, "fuzz.conf") {
+        Ok(loaded) => {
+            assert!(file.errors.is_empty(), "syntax errors but the file loaded");
+            for warning in &loaded.warnings {
+                assert!(warning.to_string().starts_with("fuzz.conf:"));
+            }
+        }
+        Err(ConfigError::Invalid {
+            problems, warnings, ..
+        }) => {
+            assert!(!problems.is_empty(), "rejected without a problem");
+            for message in problems
+                .iter()
+                .map(ToString::to_string)
+                .chain(warnings.iter().map(ToString::to_string))
+            {
+                assert!(message.starts_with("fuzz.conf:"), "{message}");
+            }
+        }
+        Err(other) => panic!("parse_str reads no file, yet: {other}"),
+    }
+}
+
+/// The ignore-file parser never panics on any text; a list it accepts contains every network
+/// it reports, and writing those networks back out parses to the same list.
+///
+/// # Panics
+///
+/// When one of those invariants does not hold.
+pub fn ignore_file_invariants(data: &[u8]) {
+    // `IgnoreList::load` decodes files the same way.
+    let text = String::from_utf8_lossy(data);
+    match IgnoreList::parse(&text, "fuzz.ignore") {
+        Ok(list) => {
+            let mut written = String::new();
+            for net in list.networks() {
+                assert!(list.contains(net.network()), "{net} not contained");
+                assert!(list.contains(net.broadcast()), "{net} not contained");
+                written.push_str(&net.to_string());
+                written.push('\n');
+            }
+            match IgnoreList::parse(&written, "again") {
+                Ok(again) => assert_eq!(again, list),
+                Err(e) => panic!("the networks of an accepted list do not parse back: {e}"),
+            }
+        }
+        Err(IgnoreError::Invalid { problems, .. }) => {
+            assert!(!problems.is_empty(), "rejected without a problem");
+            for problem in &problems {
+                assert!(problem.to_string().starts_with("fuzz.ignore:"), "{problem}");
+            }
+        }
+        Err(other) => panic!("parse reads no file, yet: {other}"),
+    }
+}
