@@ -262,7 +262,8 @@ pub struct BlockStats {
     pub recorded: u64,
     /// Block attempts reported failed.
     pub failed: u64,
-    /// Blocks released.
+    /// Blocks released (a release put back with [`BlockTable::requeue`] counts again when it
+    /// is released again).
     pub released: u64,
     /// Pending entries dropped because no report came within the pending timeout.
     pub abandoned: u64,
@@ -408,6 +409,27 @@ impl BlockTable {
         self.stats.blocked -= 1;
         self.stats.released += 1;
         Some(release_of(&r, now))
+    }
+
+    /// Puts back the block that `release` ended, due for release again at `retry_at`: for a
+    /// release that could not be handed to the responders (a full queue), so that the
+    /// firewall entries it must undo are not forgotten. Does nothing when `release.address`
+    /// is blocked or pending again (that entry's own release undoes the same address).
+    pub fn requeue(&mut self, release: &Release, retry_at: Timestamp) {
+        let address = release.address.to_canonical();
+        if self.entries.contains_key(&address) {
+            return;
+        }
+        let record = BlockRecord {
+            address,
+            blocked_at: release.blocked_at,
+            expires_at: Some(retry_at),
+            mode: release.mode,
+            port: release.port,
+        };
+        self.entries.insert(address, Entry::Blocked(record));
+        self.stats.blocked += 1;
+        self.lower_next_due(retry_at);
     }
 
     /// Releases every block whose `expires_at` is at or before `now` (appending a [`Release`]
@@ -645,6 +667,35 @@ mod tests {
         assert!(!t.is_active(a));
         assert!(out.is_empty());
         assert_eq!(t.stats().abandoned, 1);
+    }
+
+    #[test]
+    fn a_requeued_release_is_due_again_and_never_overwrites_a_newer_entry() {
+        let mut t = BlockTable::new(10, Duration::from_secs(30));
+        t.record_block(rec("203.0.113.1", 1, Some(5)));
+        let mut out = Vec::new();
+        t.expire(Timestamp::from_secs(5), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(!t.is_active(ip("203.0.113.1")));
+
+        t.requeue(&out[0], Timestamp::from_secs(6));
+        assert_eq!(
+            t.get(ip("203.0.113.1")).map(|r| r.blocked_at),
+            Some(Timestamp::from_secs(1))
+        );
+        assert_eq!(t.next_due(), Some(Timestamp::from_secs(6)));
+        assert_eq!(t.stats().blocked, 1);
+        let mut again = Vec::new();
+        t.expire(Timestamp::from_secs(6), &mut again);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].address, ip("203.0.113.1"));
+        assert_eq!(t.stats().blocked, 0);
+
+        // A newer block of the same address stays as it is.
+        t.record_block(rec("203.0.113.1", 7, None));
+        t.requeue(&out[0], Timestamp::from_secs(8));
+        assert_eq!(t.get(ip("203.0.113.1")).map(|r| r.expires_at), Some(None));
+        assert_eq!(t.stats().blocked, 1);
     }
 
     #[test]

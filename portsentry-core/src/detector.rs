@@ -445,6 +445,13 @@ impl Detector {
         self.releases.drain(..)
     }
 
+    /// Puts back the block that `release` ended, due for release again at `retry_at` (see
+    /// [`BlockTable::requeue`]): call it when the release could not be handed to the
+    /// responders, so that the block is not forgotten while its firewall entries remain.
+    pub fn requeue_release(&mut self, release: &Release, retry_at: Timestamp) {
+        self.blocks.requeue(release, retry_at);
+    }
+
     /// Ends the block of `address` now (an administrator's unblock); `None` if not blocked.
     pub fn unblock(&mut self, address: IpAddr, now: Timestamp) -> Option<Release> {
         let release = self.blocks.release(address, now)?;

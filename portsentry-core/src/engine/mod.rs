@@ -19,7 +19,8 @@
 //!    ([`Detector::record_block`]) and the `BLOCKED_FILE` rewritten atomically; a failed one
 //!    is reported back ([`Detector::record_block_failed`]) so the source can alert again.
 //! 4. Release expired blocks ([`Detector::expire`]): the release actions run on the
-//!    responder thread.
+//!    responder thread. A release that finds the response queue full keeps its block and is
+//!    tried again a second later, so no firewall entry is forgotten.
 //! 5. Every [`EngineOptions::refresh_interval`] (10 s by default): re-read the listening ports
 //!    (stealth and advanced modes skip ports a real service owns) and the host's own
 //!    addresses, gateways and resolvers (the never-block list).
@@ -80,6 +81,8 @@ const FULL_BATCH: usize = 64;
 /// 4 MiB queue holds far more than a millisecond of any rate); idle, the read blocks in
 /// `poll`; flooded, batches are full and nothing waits.
 const COALESCE: Duration = Duration::from_millis(1);
+/// How long a release that found the response queue full waits before it is tried again.
+const RELEASE_RETRY: Duration = Duration::from_secs(1);
 
 /// Why the engine cannot start, reload or go on.
 #[derive(Debug, thiserror::Error)]
@@ -472,9 +475,7 @@ impl Engine {
                         mode: report.alert.mode,
                         port: report.alert.probe.destination_port,
                     };
-                    if let Some(d) = &self.dispatcher {
-                        let _ = d.submit_release(undo);
-                    }
+                    self.submit_release(undo, at);
                     false
                 }
             },
@@ -492,31 +493,44 @@ impl Engine {
         if self.detector.next_expiry().is_none_or(|due| due > at) {
             return;
         }
-        self.releases.clear();
-        self.releases.extend(self.detector.expire(at));
-        if self.releases.is_empty() {
-            return;
+        let mut releases = std::mem::take(&mut self.releases);
+        releases.clear();
+        releases.extend(self.detector.expire(at));
+        for release in &releases {
+            self.submit_release(*release, at);
         }
-        if let Some(d) = &self.dispatcher {
-            for release in &self.releases {
-                if d.submit_release(*release) == Submitted::Dropped {
-                    self.messages.push(error_message(format!(
-                        "release of {} dropped: the response queue is full",
-                        respond::address_text(release.address)
-                    )));
-                }
-            }
+        let any = !releases.is_empty();
+        self.releases = releases;
+        if any {
+            self.write_blocked_file();
         }
-        self.write_blocked_file();
+    }
+
+    /// Hands `release` to the responder thread. When it cannot be queued (the queue is full),
+    /// the block is put back, due again after [`RELEASE_RETRY`], so that its firewall entries
+    /// are released later rather than forgotten.
+    fn submit_release(&mut self, release: Release, at: Timestamp) {
+        let queued = self
+            .dispatcher
+            .as_ref()
+            .is_some_and(|d| d.submit_release(release) == Submitted::Queued);
+        if !queued {
+            self.detector
+                .requeue_release(&release, at.saturating_add(RELEASE_RETRY));
+            self.messages.push(error_message(format!(
+                "release of {} not queued: the response queue is full; retrying in {} s",
+                respond::address_text(release.address),
+                RELEASE_RETRY.as_secs()
+            )));
+        }
     }
 
     /// Ends the block of `address` now (an administrator's `portsentry unblock`): the
     /// release actions run and the `BLOCKED_FILE` is rewritten. `None` if it is not blocked.
     pub fn unblock(&mut self, address: IpAddr) -> Option<Release> {
-        let release = self.detector.unblock(address.to_canonical(), now())?;
-        if let Some(d) = &self.dispatcher {
-            let _ = d.submit_release(release);
-        }
+        let at = now();
+        let release = self.detector.unblock(address.to_canonical(), at)?;
+        self.submit_release(release, at);
         self.messages.push(info(format!(
             "{} unblocked by the administrator",
             respond::address_text(address)

@@ -318,3 +318,130 @@ fn reconfigure_keeps_tracker_progress_unless_tracker_settings_change() {
         Event::BelowTrigger { trigger: 2, .. }
     ));
 }
+
+/// A responder that holds the responder thread in its first release until told to go on.
+struct Gate {
+    /// Taken by the first release.
+    wait: Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>,
+    released: Arc<Mutex<Vec<IpAddr>>>,
+}
+
+impl Responder for Gate {
+    fn name(&self) -> &str {
+        "gate"
+    }
+    fn on_alert(&mut self, _: &AlertContext<'_>) -> Result<Outcome, ResponderError> {
+        Ok(Outcome::Reported)
+    }
+    fn on_release(&mut self, ctx: &ReleaseContext<'_>) -> Result<Outcome, ResponderError> {
+        if let Some((started, go)) = self.wait.take() {
+            let _ = started.send(());
+            let _ = go.recv_timeout(Duration::from_secs(30));
+        }
+        self.released.lock().unwrap().push(ctx.release.address);
+        Ok(Outcome::Reported)
+    }
+}
+
+#[test]
+fn a_release_that_finds_the_queue_full_keeps_its_block_and_is_retried() {
+    let dir = scratch("release-full");
+    let port = free_port();
+    let s = settings(
+        dir.path(),
+        &format!("TCP_PORTS=\"{port}\"\nBLOCKED_FILE=\"blocked\"\nHISTORY_FILE=\"\"\n"),
+    );
+    let sources = Sources::open(&[Mode::Tcp], &s.config, None).unwrap();
+    let mut engine = Engine::start(sources, s, EngineOptions::default()).unwrap();
+    // A responder thread that is busy, with a queue of one job that is already taken.
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel();
+    let released = Arc::new(Mutex::new(Vec::new()));
+    let gate = Gate {
+        wait: Some((started_tx, go_rx)),
+        released: Arc::clone(&released),
+    };
+    let config = DispatchConfig {
+        action_capacity: 1,
+        ..DispatchConfig::default()
+    };
+    let busy = Dispatcher::spawn(Fanout::new().with(gate), config).unwrap();
+    let at = now();
+    let filler = |last: u8| Release {
+        address: IpAddr::from([198, 51, 100, last]),
+        blocked_at: at,
+        released_at: at,
+        mode: Mode::Tcp,
+        port,
+    };
+    assert_eq!(busy.submit_release(filler(1)), Submitted::Queued);
+    started.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(busy.submit_release(filler(2)), Submitted::Queued);
+    if let Some(old) = engine.dispatcher.replace(busy) {
+        old.shutdown();
+    }
+
+    let scanner: IpAddr = "203.0.113.44".parse().unwrap();
+    engine.detector.restore_blocks([BlockRecord {
+        address: scanner,
+        blocked_at: Timestamp::from_secs(at.as_secs() - 100),
+        expires_at: Some(Timestamp::from_secs(at.as_secs() - 1)),
+        mode: Mode::Tcp,
+        port,
+    }]);
+    engine.take_messages();
+    engine.release_due(at);
+    // The release could not be queued: the block is kept, due again shortly, and said so.
+    assert!(engine.detector().is_blocked(scanner));
+    assert!(engine.detector().next_expiry().is_some_and(|t| t > at));
+    let messages = engine.take_messages();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.severity == Severity::Error && m.text.contains("203.0.113.44")),
+        "{messages:?}"
+    );
+    assert!(
+        std::fs::read_to_string(dir.path().join("blocked"))
+            .unwrap()
+            .contains("203.0.113.44")
+    );
+    // An administrator's unblock that finds the queue full is kept too.
+    engine.detector.restore_blocks([BlockRecord {
+        address: "203.0.113.45".parse().unwrap(),
+        blocked_at: at,
+        expires_at: None,
+        mode: Mode::Tcp,
+        port,
+    }]);
+    assert!(engine.unblock("203.0.113.45".parse().unwrap()).is_some());
+    assert!(
+        engine
+            .detector()
+            .is_blocked("203.0.113.45".parse().unwrap())
+    );
+
+    // Once the responders catch up, the retries hand both releases over (the queue holds
+    // one job, so one may have to wait for the next retry).
+    go.send(()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut clock = now();
+    while engine.detector().blocks().count() > 0 && Instant::now() < deadline {
+        clock = clock.saturating_add(RELEASE_RETRY);
+        engine.release_due(clock);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!engine.detector().is_blocked(scanner));
+    assert!(
+        !engine
+            .detector()
+            .is_blocked("203.0.113.45".parse().unwrap())
+    );
+    engine.shutdown();
+    let released = released.lock().unwrap().clone();
+    assert!(released.contains(&scanner), "{released:?}");
+    assert!(
+        released.contains(&"203.0.113.45".parse().unwrap()),
+        "{released:?}"
+    );
+}
