@@ -304,22 +304,8 @@ impl Tracker {
         trigger: u32,
         seed: HashSeed,
     ) -> Result<Self, TrackerError> {
-        if capacity == 0 || capacity > MAX_CAPACITY {
-            return Err(TrackerError::Capacity {
-                capacity,
-                max: MAX_CAPACITY,
-            });
-        }
+        Self::check(capacity, window, trigger)?;
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        if window_ms == 0 {
-            return Err(TrackerError::ZeroWindow);
-        }
-        if trigger > MAX_SCAN_TRIGGER {
-            return Err(TrackerError::TriggerTooLarge {
-                trigger,
-                max: MAX_SCAN_TRIGGER,
-            });
-        }
         let trigger = trigger.max(1);
         let ports_per_source = trigger as usize;
         let index_len = (capacity * 4).next_power_of_two();
@@ -352,6 +338,30 @@ impl Tracker {
                 ..TrackerStats::default()
             },
         })
+    }
+
+    /// Checks the settings [`Tracker::new`] accepts, without allocating anything.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tracker::new`].
+    pub fn check(capacity: usize, window: Duration, trigger: u32) -> Result<(), TrackerError> {
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(TrackerError::Capacity {
+                capacity,
+                max: MAX_CAPACITY,
+            });
+        }
+        if window.as_millis() == 0 {
+            return Err(TrackerError::ZeroWindow);
+        }
+        if trigger > MAX_SCAN_TRIGGER {
+            return Err(TrackerError::TriggerTooLarge {
+                trigger,
+                max: MAX_SCAN_TRIGGER,
+            });
+        }
+        Ok(())
     }
 
     /// Records one probe from `source` to (`protocol`, `port`) at `at` and says whether the

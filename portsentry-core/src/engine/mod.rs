@@ -37,7 +37,9 @@
 //! [`Engine::reload`] applies a new configuration and ignore list without losing the block
 //! table or (unless the tracker settings changed) the tracker: responders are rebuilt, the
 //! connect-mode sockets rebound when the port lists changed, the capture reopened when its
-//! filter must change. A new configuration that cannot be applied leaves the old one running.
+//! filter must change. The old responders finish their queued jobs on their own thread
+//! before the new ones start (the reload does not wait for them; their outcomes are recorded
+//! on later turns). A new configuration that cannot be applied leaves the old one running.
 
 mod protect;
 mod sources;
@@ -66,6 +68,7 @@ use crate::respond::dispatch::{DispatchConfig, DispatchStats, Dispatcher, Report
 use crate::respond::resolve::{self, Resolver};
 use crate::respond::{self, AlertReport, BlockStatus, Fanout, Responder, ResponderError, Role};
 use crate::respond::{blocked_file, nft::NftSet};
+use crate::tracker::Tracker;
 
 use protect::HostFacts;
 
@@ -251,6 +254,8 @@ pub struct Engine {
     sources: Sources,
     detector: Detector,
     dispatcher: Option<Dispatcher>,
+    /// Dispatchers replaced by a reload, finishing their queued jobs (never waited for).
+    retiring: Vec<Dispatcher>,
     settings: Settings,
     options: EngineOptions,
     facts: HostFacts,
@@ -304,6 +309,7 @@ impl Engine {
             sources,
             detector,
             dispatcher: None,
+            retiring: Vec::new(),
             banner: banner_bytes(&settings.config),
             settings,
             options,
@@ -322,7 +328,7 @@ impl Engine {
         let (fanout, commands_enabled) = engine.build_responders(&engine.settings.clone())?;
         engine.commands_enabled = commands_enabled;
         engine.restore_blocks()?;
-        engine.dispatcher = Some(spawn_dispatcher(fanout, &engine.settings.config)?);
+        engine.dispatcher = Some(spawn_dispatcher(fanout, &engine.settings.config, None)?);
         engine.report_watching();
         engine.release_due(now());
         Ok(engine)
@@ -411,13 +417,26 @@ impl Engine {
         Ok(())
     }
 
-    /// Handles every report the responder thread has sent back.
+    /// Handles every report the responder threads have sent back (those of dispatchers
+    /// retired by a reload first; a retired one that has finished its queue is joined).
     fn take_reports(&mut self) {
-        let reports = match &self.dispatcher {
-            Some(d) => d.drain(),
-            None => return,
-        };
-        self.handle_reports(reports);
+        let mut reports = Vec::new();
+        let mut i = 0;
+        while i < self.retiring.len() {
+            if self.retiring[i].is_finished() {
+                let (_, rest) = self.retiring.swap_remove(i).shutdown();
+                reports.extend(rest);
+            } else {
+                reports.extend(self.retiring[i].drain());
+                i += 1;
+            }
+        }
+        if let Some(d) = &self.dispatcher {
+            reports.extend(d.drain());
+        }
+        if !reports.is_empty() {
+            self.handle_reports(reports);
+        }
     }
 
     fn handle_reports(&mut self, reports: Vec<Report>) {
@@ -566,23 +585,35 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`EngineError::Responders`] when the new responders cannot be set up, or
+    /// [`EngineError::Responders`] when the new responders cannot be set up,
+    /// [`EngineError::Thread`] when their thread cannot be started, or
     /// [`EngineError::Detector`] for out-of-range tracker settings: the old configuration
     /// then stays in force, untouched.
     pub fn reload(&mut self, settings: Settings) -> Result<(), EngineError> {
         let (fanout, commands_enabled) = self.build_responders(&settings)?;
-        if self.detector.reconfigure(&settings.config)? {
-            self.messages.push(info(
+        let c = &settings.config;
+        Tracker::check(c.max_tracked_sources, c.scan_window, c.scan_trigger)
+            .map_err(DetectorError::from)?;
+        let dispatcher = spawn_dispatcher(fanout, &settings.config, self.dispatcher.as_ref())?;
+        match self.detector.reconfigure(&settings.config) {
+            Ok(true) => self.messages.push(info(
                 "SCAN_TRIGGER, SCAN_WINDOW or MAX_TRACKED_SOURCES changed: the tracker starts afresh"
                     .to_owned(),
-            ));
+            )),
+            Ok(false) => {}
+            Err(e) => {
+                // Not reached (the settings were checked above). Nothing was queued on the new
+                // dispatcher: dropping it closes it.
+                return Err(e.into());
+            }
         }
-        let old = self.dispatcher.take();
-        if let Some(old) = old {
-            let (_, reports) = old.shutdown();
-            self.handle_reports(reports);
+        // The old responders finish their queued jobs on their own thread, then the new ones
+        // start; the old reports are taken on later turns (a slow command must not stall
+        // capture during a reload).
+        if let Some(old) = self.dispatcher.replace(dispatcher) {
+            old.close();
+            self.retiring.push(old);
         }
-        self.dispatcher = Some(spawn_dispatcher(fanout, &settings.config)?);
         self.commands_enabled = commands_enabled;
         self.banner = banner_bytes(&settings.config);
         self.detector
@@ -670,6 +701,10 @@ impl Engine {
     /// Stops: the responder thread finishes every queued job, their outcomes are recorded
     /// and the `BLOCKED_FILE` is written. Returns the final status and the last messages.
     pub fn shutdown(mut self) -> (EngineStatus, Vec<Message>) {
+        for d in std::mem::take(&mut self.retiring) {
+            let (_, reports) = d.shutdown();
+            self.handle_reports(reports);
+        }
         if let Some(d) = self.dispatcher.take() {
             let (_, reports) = d.shutdown();
             self.handle_reports(reports);
@@ -880,14 +915,24 @@ fn submit(detector: &mut Detector, dispatcher: Option<&Dispatcher>, event: &Even
     }
 }
 
-fn spawn_dispatcher(fanout: Fanout, config: &Config) -> Result<Dispatcher, EngineError> {
+/// Starts the responder thread; with `previous`, its jobs run only once `previous` has
+/// finished its own (see [`Dispatcher::spawn_after`]).
+fn spawn_dispatcher(
+    fanout: Fanout,
+    config: &Config,
+    previous: Option<&Dispatcher>,
+) -> Result<Dispatcher, EngineError> {
     let config = DispatchConfig {
         resolver: config
             .resolve_host
             .then(|| Resolver::new(resolve::DEFAULT_TIMEOUT)),
         ..DispatchConfig::default()
     };
-    Dispatcher::spawn(fanout, config).map_err(EngineError::Thread)
+    match previous {
+        Some(previous) => Dispatcher::spawn_after(fanout, config, previous),
+        None => Dispatcher::spawn(fanout, config),
+    }
+    .map_err(EngineError::Thread)
 }
 
 fn banner_bytes(config: &Config) -> Option<Vec<u8>> {

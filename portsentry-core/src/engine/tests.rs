@@ -324,6 +324,8 @@ struct Gate {
     /// Taken by the first release.
     wait: Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>,
     released: Arc<Mutex<Vec<IpAddr>>>,
+    /// Set when nobody told the gate to go on within 5 s.
+    timed_out: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Responder for Gate {
@@ -336,7 +338,10 @@ impl Responder for Gate {
     fn on_release(&mut self, ctx: &ReleaseContext<'_>) -> Result<Outcome, ResponderError> {
         if let Some((started, go)) = self.wait.take() {
             let _ = started.send(());
-            let _ = go.recv_timeout(Duration::from_secs(30));
+            if go.recv_timeout(Duration::from_secs(5)).is_err() {
+                self.timed_out
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
         }
         self.released.lock().unwrap().push(ctx.release.address);
         Ok(Outcome::Reported)
@@ -360,6 +365,7 @@ fn a_release_that_finds_the_queue_full_keeps_its_block_and_is_retried() {
     let gate = Gate {
         wait: Some((started_tx, go_rx)),
         released: Arc::clone(&released),
+        timed_out: Arc::default(),
     };
     let config = DispatchConfig {
         action_capacity: 1,
@@ -444,4 +450,80 @@ fn a_release_that_finds_the_queue_full_keeps_its_block_and_is_retried() {
         released.contains(&"203.0.113.45".parse().unwrap()),
         "{released:?}"
     );
+}
+
+#[test]
+fn reload_does_not_wait_for_busy_responders_and_keeps_them_in_order() {
+    let dir = scratch("reload-busy");
+    let port = free_port();
+    let text = format!("TCP_PORTS=\"{port}\"\nBLOCKED_FILE=\"blocked\"\nHISTORY_FILE=\"\"\n");
+    let s = settings(dir.path(), &text);
+    let sources = Sources::open(&[Mode::Tcp], &s.config, None).unwrap();
+    let (log, lines) = collecting_log();
+    let options = EngineOptions {
+        log: Some(log),
+        ..EngineOptions::default()
+    };
+    let mut engine = Engine::start(sources, s, options).unwrap();
+    // The responder thread is busy with a release (a slow command, say).
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel();
+    let released = Arc::new(Mutex::new(Vec::new()));
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate = Gate {
+        wait: Some((started_tx, go_rx)),
+        released: Arc::clone(&released),
+        timed_out: Arc::clone(&timed_out),
+    };
+    let busy = Dispatcher::spawn(Fanout::new().with(gate), DispatchConfig::default()).unwrap();
+    let at = now();
+    let slow = Release {
+        address: "198.51.100.1".parse().unwrap(),
+        blocked_at: at,
+        released_at: at,
+        mode: Mode::Tcp,
+        port,
+    };
+    assert_eq!(busy.submit_release(slow), Submitted::Queued);
+    started.recv_timeout(Duration::from_secs(10)).unwrap();
+    if let Some(old) = engine.dispatcher.replace(busy) {
+        old.shutdown();
+    }
+
+    // The reload returns while the old responder is still busy.
+    engine.reload(settings(dir.path(), &text)).unwrap();
+    assert!(!timed_out.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(engine.retiring.len(), 1);
+    // A release after the reload goes to the new responders, which start once the old ones
+    // are done.
+    let scanner: IpAddr = "203.0.113.46".parse().unwrap();
+    engine.detector.restore_blocks([BlockRecord {
+        address: scanner,
+        blocked_at: Timestamp::from_secs(at.as_secs() - 100),
+        expires_at: Some(Timestamp::from_secs(at.as_secs() - 1)),
+        mode: Mode::Tcp,
+        port,
+    }]);
+    engine.release_due(at);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        lines.lock().unwrap().is_empty(),
+        "the new responders ran too early"
+    );
+
+    go.send(()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (!engine.retiring.is_empty() || lines.lock().unwrap().is_empty())
+        && Instant::now() < deadline
+    {
+        engine.turn(Duration::from_millis(20)).unwrap();
+    }
+    assert!(
+        engine.retiring.is_empty(),
+        "the old dispatcher was not retired"
+    );
+    assert_eq!(*released.lock().unwrap(), [slow.address]);
+    assert_eq!(*lines.lock().unwrap(), [format!("release {scanner}")]);
+    assert!(!timed_out.load(std::sync::atomic::Ordering::SeqCst));
+    engine.shutdown();
 }

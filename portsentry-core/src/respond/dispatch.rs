@@ -162,9 +162,33 @@ struct Shared {
     counters: Counters,
     action_capacity: usize,
     notice_capacity: usize,
+    /// Set when the worker has stopped (also when it panicked).
+    finished: Mutex<bool>,
+    finished_changed: Condvar,
 }
 
 impl Shared {
+    fn mark_finished(&self) {
+        *self
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        self.finished_changed.notify_all();
+    }
+
+    fn wait_finished(&self) {
+        let mut done = self
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while !*done {
+            done = self
+                .finished_changed
+                .wait(done)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queues> {
         // The lock is never held while a responder runs, so poisoning cannot come from one;
         // recover the data anyway rather than panic.
@@ -196,19 +220,59 @@ impl Dispatcher {
     ///
     /// The error of [`std::thread::Builder::spawn`] when no thread can be created.
     pub fn spawn(fanout: Fanout, config: DispatchConfig) -> io::Result<Self> {
+        Self::start(fanout, config, None)
+    }
+
+    /// Starts a worker that takes jobs at once but runs them only after `previous` has
+    /// stopped (once it is closed, when its queued jobs are done), so the responders of the
+    /// two never run at the same time (they may edit the same files). For a reload: the
+    /// caller never waits for the old responders.
+    ///
+    /// # Errors
+    ///
+    /// As [`Dispatcher::spawn`].
+    pub fn spawn_after(
+        fanout: Fanout,
+        config: DispatchConfig,
+        previous: &Self,
+    ) -> io::Result<Self> {
+        Self::start(fanout, config, Some(Arc::clone(&previous.shared)))
+    }
+
+    fn start(
+        fanout: Fanout,
+        config: DispatchConfig,
+        previous: Option<Arc<Shared>>,
+    ) -> io::Result<Self> {
         let shared = Arc::new(Shared {
             queues: Mutex::new(Queues::default()),
             ready: Condvar::new(),
             counters: Counters::default(),
             action_capacity: config.action_capacity.max(1),
             notice_capacity: config.notice_capacity,
+            finished: Mutex::new(false),
+            finished_changed: Condvar::new(),
         });
         let (tx, results) = mpsc::channel();
         let worker_shared = Arc::clone(&shared);
         let resolver = config.resolver;
         let worker = thread::Builder::new()
             .name("portsentry-respond".to_owned())
-            .spawn(move || work(&worker_shared, fanout, resolver, &tx))?;
+            .spawn(move || {
+                // Marks the worker finished however it ends (a panic included), so that a
+                // successor never waits forever.
+                struct Finished<'a>(&'a Shared);
+                impl Drop for Finished<'_> {
+                    fn drop(&mut self) {
+                        self.0.mark_finished();
+                    }
+                }
+                let _finished = Finished(&worker_shared);
+                if let Some(previous) = previous {
+                    previous.wait_finished();
+                }
+                work(&worker_shared, fanout, resolver, &tx)
+            })?;
         Ok(Self {
             shared,
             results,
@@ -335,9 +399,22 @@ impl Dispatcher {
         (fanout, self.results.try_iter().collect())
     }
 
-    fn close(&self) {
+    /// Stops taking jobs; the worker goes on with the queued ones. Never blocks. Jobs
+    /// submitted afterwards are [`Submitted::Dropped`].
+    pub fn close(&self) {
         self.shared.lock().closed = true;
         self.shared.ready.notify_all();
+    }
+
+    /// True when the worker has stopped: after [`Dispatcher::close`] (or a shutdown), once
+    /// every queued job is done. Its remaining reports are then ready, and
+    /// [`Dispatcher::shutdown`] returns at once.
+    pub fn is_finished(&self) -> bool {
+        *self
+            .shared
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
