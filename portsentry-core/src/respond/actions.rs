@@ -182,11 +182,7 @@ impl Responder for Actions {
     }
 
     fn on_alert(&mut self, ctx: &AlertContext<'_>) -> Result<Outcome, ResponderError> {
-        let tokens = Tokens {
-            target: ctx.alert.probe.source,
-            port: Some(ctx.alert.probe.destination_port),
-            mode: Some(ctx.alert.mode),
-        };
+        let tokens = Tokens::of_alert(ctx.alert);
         finish(self.run_steps(ctx.alert.response, &tokens))
     }
 

@@ -45,6 +45,17 @@ pub struct Tokens {
     pub mode: Option<Mode>,
 }
 
+impl Tokens {
+    /// The tokens of `alert`: its source, destination port and mode.
+    pub fn of_alert(alert: &crate::event::Alert) -> Self {
+        Self {
+            target: alert.probe.source,
+            port: Some(alert.probe.destination_port),
+            mode: Some(alert.mode),
+        }
+    }
+}
+
 /// Replaces every `$TARGET$`, `$PORT$` and `$MODE$` in `template`. Nothing else is touched
 /// (`\%` sequences of hosts.deny lines stay as written).
 ///

@@ -222,11 +222,7 @@ impl Responder for HostsDeny {
         if ctx.alert.response != BlockMode::Block {
             return Ok(Outcome::Skipped);
         }
-        let tokens = Tokens {
-            target: ctx.alert.probe.source,
-            port: Some(ctx.alert.probe.destination_port),
-            mode: Some(ctx.alert.mode),
-        };
+        let tokens = Tokens::of_alert(ctx.alert);
         let step = match self.add(&tokens) {
             Ok(added) => Step {
                 action: Action::HostsDeny,

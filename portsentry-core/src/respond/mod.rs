@@ -621,6 +621,21 @@ fn collect_steps(reports: &[ResponderReport]) -> Vec<Step> {
 }
 
 impl Fanout {
+    /// Runs `call` on every responder of `role`, in order, each guarded against panics,
+    /// appending one report per responder.
+    fn run_role(
+        &mut self,
+        role: Role,
+        reports: &mut Vec<ResponderReport>,
+        mut call: impl FnMut(&mut dyn Responder) -> Result<Outcome, ResponderError>,
+    ) {
+        for r in self.responders.iter_mut().filter(|r| r.role() == role) {
+            let name = r.name().to_owned();
+            let result = guarded(&name, || call(r.as_mut()));
+            reports.push(ResponderReport { name, role, result });
+        }
+    }
+
     /// An empty fan-out.
     pub fn new() -> Self {
         Self::default()
@@ -668,19 +683,7 @@ impl Fanout {
             block: BlockStatus::Pending,
             steps: &[],
         };
-        for r in self
-            .responders
-            .iter_mut()
-            .filter(|r| r.role() == Role::Block)
-        {
-            let name = r.name().to_owned();
-            let result = guarded(&name, || r.on_alert(&pending));
-            reports.push(ResponderReport {
-                name,
-                role: Role::Block,
-                result,
-            });
-        }
+        self.run_role(Role::Block, &mut reports, |r| r.on_alert(&pending));
         let block = combine(&reports);
         let steps = collect_steps(&reports);
         let done = AlertContext {
@@ -689,19 +692,7 @@ impl Fanout {
             block,
             steps: &steps,
         };
-        for r in self
-            .responders
-            .iter_mut()
-            .filter(|r| r.role() == Role::Report)
-        {
-            let name = r.name().to_owned();
-            let result = guarded(&name, || r.on_alert(&done));
-            reports.push(ResponderReport {
-                name,
-                role: Role::Report,
-                result,
-            });
-        }
+        self.run_role(Role::Report, &mut reports, |r| r.on_alert(&done));
         AlertReport {
             alert: *alert,
             host_name: host_name.map(str::to_owned),
@@ -720,38 +711,14 @@ impl Fanout {
             host_name,
             steps: &[],
         };
-        for r in self
-            .responders
-            .iter_mut()
-            .filter(|r| r.role() == Role::Block)
-        {
-            let name = r.name().to_owned();
-            let result = guarded(&name, || r.on_release(&pending));
-            reports.push(ResponderReport {
-                name,
-                role: Role::Block,
-                result,
-            });
-        }
+        self.run_role(Role::Block, &mut reports, |r| r.on_release(&pending));
         let steps = collect_steps(&reports);
         let done = ReleaseContext {
             release,
             host_name,
             steps: &steps,
         };
-        for r in self
-            .responders
-            .iter_mut()
-            .filter(|r| r.role() == Role::Report)
-        {
-            let name = r.name().to_owned();
-            let result = guarded(&name, || r.on_release(&done));
-            reports.push(ResponderReport {
-                name,
-                role: Role::Report,
-                result,
-            });
-        }
+        self.run_role(Role::Report, &mut reports, |r| r.on_release(&done));
         ReleaseReport {
             release: *release,
             steps,
