@@ -37,7 +37,10 @@
 //! nothing is due, so calling it before every `observe` with the probe's time is fine (the
 //! replay command does that; a live loop may call it on a timer instead).
 //!
-//! Nothing here reads the clock, allocates on the `observe` path, logs or locks.
+//! Nothing here reads the clock, logs or locks. `observe` allocates nothing, with one
+//! exception on the alert path: an alert that asks for a block marks its source pending in
+//! the block table (a B-tree, which allocates a node now and then). That happens at most once
+//! per source and window, for at most `MAX_TRACKED_SOURCES` pending sources.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -347,7 +350,9 @@ impl Detector {
 
     /// Decides about one probe (see the [module docs](self) for the order of checks).
     ///
-    /// Uses only the probe's own time; allocates nothing.
+    /// Uses only the probe's own time. Allocates nothing, except that an [`Event::Alert`]
+    /// whose response is a block may insert its source into the block table (see the
+    /// [module docs](self)).
     pub fn observe(&mut self, probe: &Probe) -> Event {
         let Some(mode) = self.route(probe) else {
             self.stats.not_monitored += 1;

@@ -520,21 +520,14 @@ impl Tracker {
         now_ms: u64,
     ) -> Observation {
         if self.free_position(hash).is_none() {
-            self.stats.untracked_collisions += 1;
-            return if self.trigger <= 1 {
-                self.stats.crossed += 1;
-                Observation::Crossed { distinct_ports: 1 }
-            } else {
-                Observation::Below { distinct_ports: 1 }
-            };
+            return self.untracked();
         }
         if self.free_head == NIL {
             self.evict(at);
         }
         // Eviction may have shifted index entries: look for the first free position again.
         let Some(pos) = self.free_position(hash) else {
-            self.stats.untracked_collisions += 1;
-            return Observation::Below { distinct_ports: 1 };
+            return self.untracked();
         };
         let s = self.free_head as usize;
         self.free_head = self.links[s].next;
@@ -552,6 +545,18 @@ impl Tracker {
         self.stats.inserted += 1;
         let distinct = self.add_hit(s, key, now_ms);
         self.conclude(s, distinct, at)
+    }
+
+    /// The observation for a probe whose source cannot be tracked (its index neighbourhood
+    /// is full): one port so far, which crosses a trigger of 1.
+    fn untracked(&mut self) -> Observation {
+        self.stats.untracked_collisions += 1;
+        if self.trigger <= 1 {
+            self.stats.crossed += 1;
+            Observation::Crossed { distinct_ports: 1 }
+        } else {
+            Observation::Below { distinct_ports: 1 }
+        }
     }
 
     fn conclude(&mut self, s: usize, distinct: u32, at: Timestamp) -> Observation {
