@@ -50,6 +50,7 @@ pub use sources::Sources;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::block_table::{BlockRecord, parse_records};
@@ -256,6 +257,8 @@ pub struct Engine {
     dispatcher: Option<Dispatcher>,
     /// Dispatchers replaced by a reload, finishing their queued jobs (never waited for).
     retiring: Vec<Dispatcher>,
+    /// Failures of the thread that re-adds restored blocks to the nftables set.
+    restore_errors: Option<mpsc::Receiver<String>>,
     settings: Settings,
     options: EngineOptions,
     facts: HostFacts,
@@ -310,6 +313,7 @@ impl Engine {
             detector,
             dispatcher: None,
             retiring: Vec::new(),
+            restore_errors: None,
             banner: banner_bytes(&settings.config),
             settings,
             options,
@@ -420,6 +424,7 @@ impl Engine {
     /// Handles every report the responder threads have sent back (those of dispatchers
     /// retired by a reload first; a retired one that has finished its queue is joined).
     fn take_reports(&mut self) {
+        self.take_restore_errors();
         let mut reports = Vec::new();
         let mut i = 0;
         while i < self.retiring.len() {
@@ -709,6 +714,7 @@ impl Engine {
             let (_, reports) = d.shutdown();
             self.handle_reports(reports);
         }
+        self.take_restore_errors();
         self.write_blocked_file();
         let status = self.status();
         (status, self.take_messages())
@@ -806,22 +812,44 @@ impl Engine {
         if pending.is_empty() {
             return;
         }
+        let (errors, restore_errors) = mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("portsentry-nft-restore".to_owned())
             .spawn(move || {
                 for (address, remaining) in pending {
                     // Whole seconds, at least one: nft's timeouts have that resolution.
                     let timeout = remaining.map(|d| Duration::from_secs(d.as_secs().max(1)));
-                    if let Ok(set) = NftSet::new(&spec, timeout) {
-                        // An element that is still there is not an error for `nft add`.
-                        let _ = set.add(address);
+                    // An element that is still there is not an error for `nft add`.
+                    if let Err(e) = NftSet::new(&spec, timeout).and_then(|set| set.add(address)) {
+                        let _ = errors.send(format!(
+                            "cannot re-add restored block of {} to the nftables set: {e}",
+                            respond::address_text(address)
+                        ));
                     }
                 }
             });
-        if let Err(e) = spawned {
-            self.messages.push(error_message(format!(
+        match spawned {
+            Ok(_) => self.restore_errors = Some(restore_errors),
+            Err(e) => self.messages.push(error_message(format!(
                 "cannot re-add restored blocks to the nftables set: {e}"
-            )));
+            ))),
+        }
+    }
+
+    /// Reports what the nftables restore thread could not do; forgets it once it is done.
+    fn take_restore_errors(&mut self) {
+        let Some(errors) = &self.restore_errors else {
+            return;
+        };
+        loop {
+            match errors.try_recv() {
+                Ok(text) => self.messages.push(error_message(text)),
+                Err(mpsc::TryRecvError::Empty) => return,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    self.restore_errors = None;
+                    return;
+                }
+            }
         }
     }
 

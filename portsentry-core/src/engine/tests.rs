@@ -527,3 +527,46 @@ fn reload_does_not_wait_for_busy_responders_and_keeps_them_in_order() {
     assert!(!timed_out.load(std::sync::atomic::Ordering::SeqCst));
     engine.shutdown();
 }
+
+#[test]
+fn a_restored_block_that_cannot_be_re_added_to_nftables_is_reported() {
+    let dir = scratch("nft-restore");
+    let port = free_port();
+    let at = now().as_secs();
+    std::fs::write(
+        dir.path().join("blocked"),
+        format!("203.0.113.47 {at} never stcp 22\n"),
+    )
+    .unwrap();
+    // A table that does not exist: `nft add element` fails (as it does without root or nft).
+    let table = format!("ps_missing_{}", std::process::id());
+    let s = settings(
+        dir.path(),
+        &format!(
+            "TCP_PORTS=\"{port}\"\nBLOCKED_FILE=\"blocked\"\nHISTORY_FILE=\"\"\nNFT_SET=\"inet {table} blocked\"\n"
+        ),
+    );
+    let sources = Sources::open(&[Mode::Tcp], &s.config, None).unwrap();
+    let mut engine = Engine::start(sources, s, EngineOptions::default()).unwrap();
+    let mut messages = engine.take_messages();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let reported = |messages: &[Message]| {
+        messages.iter().any(|m| {
+            m.severity == Severity::Error
+                && m.text
+                    .contains("cannot re-add restored block of 203.0.113.47")
+        })
+    };
+    while !reported(&messages) && Instant::now() < deadline {
+        engine.turn(Duration::from_millis(20)).unwrap();
+        messages.extend(engine.take_messages());
+    }
+    assert!(reported(&messages), "{messages:?}");
+    // The block itself stays recorded (it was made before the restart).
+    assert!(
+        engine
+            .detector()
+            .is_blocked("203.0.113.47".parse().unwrap())
+    );
+    engine.shutdown();
+}
