@@ -226,6 +226,21 @@ impl IgnoreList {
     /// # Errors
     ///
     /// [`IgnoreError::Invalid`] listing every invalid line with its number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portsentry_core::IgnoreList;
+    ///
+    /// let list = IgnoreList::parse("127.0.0.77/30  # local\r\n2001:db8::/32\n", "ignore")?;
+    /// assert!(list.contains("127.0.0.76".parse()?)); // both sides are masked
+    /// assert!(list.contains("2001:db8::9".parse()?));
+    /// assert!(!list.contains("203.0.113.1".parse()?));
+    ///
+    /// let err = IgnoreList::parse("192.0.2.1\nnot-an-address\n", "ignore").unwrap_err();
+    /// assert!(err.to_string().contains("ignore:2"), "{err}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn parse(text: &str, origin: &str) -> Result<Self, IgnoreError> {
         let mut list = Self::new();
         let mut problems = Vec::new();
