@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use portsentry_core::config::{
     self, Config, ConfigError, ConfigProblem, DEFAULT_CONF, DEFAULT_ORIGIN,
 };
+use portsentry_core::engine::Settings;
 use portsentry_core::ignore::{IgnoreError, IgnoreList, IgnoreProblem};
 use portsentry_core::permissions::{self, PermissionFinding};
 
@@ -65,6 +66,17 @@ pub(crate) struct Checked {
     /// The parsed ignore file, when one is set and exists.
     pub(crate) ignore: Option<IgnoreList>,
     pub(crate) warnings: Vec<String>,
+}
+
+impl Checked {
+    /// What the engine and the responders are built from.
+    pub(crate) fn settings(&self) -> Settings {
+        Settings {
+            config: self.config.clone(),
+            ignore: self.ignore.clone(),
+            config_file: self.origin.path().map(ToOwned::to_owned),
+        }
+    }
 }
 
 /// Why a configuration cannot be used.

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use portsentry_core::engine::{self, Settings};
+use portsentry_core::engine;
 use portsentry_core::respond::{LogResponder, LogStyle, address_text, blocked_file};
 use portsentry_core::{Release, Timestamp, config, format_records, parse_records};
 
@@ -84,21 +84,14 @@ fn offline(address: IpAddr, origin: Origin) -> anyhow::Result<ExitCode> {
     };
     let record = records.remove(at);
     blocked_file::write_atomic(&path, &format_records(&records))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     let release = Release {
         address: record.address,
         blocked_at: record.blocked_at,
-        released_at: Timestamp::from_secs(now),
+        released_at: Timestamp::from_secs(state_files::unix_now()),
         mode: record.mode,
         port: record.port,
     };
-    let settings = Settings {
-        config: checked.config.clone(),
-        ignore: checked.ignore.clone(),
-        config_file: checked.origin.path().map(ToOwned::to_owned),
-    };
+    let settings = checked.settings();
     let log = Box::new(LogResponder::new(std::io::stdout(), LogStyle::Classic));
     let (mut fanout, findings) = engine::responders(&settings, Some(log))?;
     for finding in &findings {

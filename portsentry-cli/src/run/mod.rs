@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use portsentry_core::capture::CaptureError;
 use portsentry_core::engine::{
-    self, Engine, EngineError, EngineOptions, Message, Settings, Severity, Sources,
+    self, Engine, EngineError, EngineOptions, Message, Severity, Sources,
 };
 use portsentry_core::{Mode, permissions};
 use sd_notify::NotifyState;
@@ -138,7 +138,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
     if let Some(path) = &pid_path {
         pid_file::check_free(path)?;
     }
-    let settings = settings_of(&checked);
+    let settings = checked.settings();
     if args.daemon {
         // Open the history file and check the responders now, while errors still reach the
         // terminal.
@@ -256,7 +256,7 @@ fn reload(engine: &mut Engine, origin: &Origin, logger: &Logger) {
     match config_source::load(origin.clone()) {
         Ok(checked) => {
             log_config_warnings(logger, &checked);
-            match engine.reload(settings_of(&checked)) {
+            match engine.reload(checked.settings()) {
                 Ok(()) => {
                     log_messages(logger, engine.take_messages());
                     logger.admin(Severity::Info, "configuration reloaded");
@@ -293,14 +293,6 @@ fn reload(engine: &mut Engine, origin: &Origin, logger: &Logger) {
         ),
     }
     let _ = sd_notify::notify(&[NotifyState::Ready]);
-}
-
-fn settings_of(checked: &Checked) -> Settings {
-    Settings {
-        config: checked.config.clone(),
-        ignore: checked.ignore.clone(),
-        config_file: checked.origin.path().map(ToOwned::to_owned),
-    }
 }
 
 /// Logs the configuration's warnings, except the permission findings (the engine reports
