@@ -123,18 +123,14 @@ fn ports_of(c: &Config, mode: Mode) -> String {
         None if set.is_empty() => "(none: no port list set)".to_owned(),
         None => format!("{} ports: {set}", set.len()),
         Some(exclude) => {
-            let mut watched = PortSet::new();
-            watched.insert_range(1, bound.saturating_sub(1));
-            for port in exclude.iter() {
-                watched.remove(port);
-            }
+            let watched = PortSet::advanced(bound, exclude);
             let except = if exclude.is_empty() {
                 String::new()
             } else {
                 format!(" except {exclude}")
             };
             format!(
-                "ports 1-{}{except} ({} ports), minus ports with a listening service",
+                "ports 0-{}{except} ({} ports), minus ports with a listening service",
                 bound.saturating_sub(1),
                 watched.len()
             )

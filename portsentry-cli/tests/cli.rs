@@ -110,11 +110,11 @@ fn classic_file_succeeds_and_prints_ports() {
     );
     assert!(
         r.stdout
-            .contains("atcp                   ports 1-1023 except 113,139 (1021 ports)")
+            .contains("atcp                   ports 0-1023 except 113,139 (1022 ports)")
     );
     assert!(
         r.stdout
-            .contains("audp                   ports 1-1023 except 67,137-138,520")
+            .contains("audp                   ports 0-1023 except 67,137-138,520 (1020 ports)")
     );
     assert!(
         r.stdout

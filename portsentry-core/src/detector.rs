@@ -177,8 +177,9 @@ impl PortSettings {
             Mode::StealthTcp | Mode::StealthUdp => {
                 listed.iter().filter(|&p| !listening.contains(p)).collect()
             }
-            Mode::AdvancedTcp | Mode::AdvancedUdp => (0..below)
-                .filter(|&p| !exclude.contains(p) && !listening.contains(p))
+            Mode::AdvancedTcp | Mode::AdvancedUdp => PortSet::advanced(below, exclude)
+                .iter()
+                .filter(|&p| !listening.contains(p))
                 .collect(),
         }
     }

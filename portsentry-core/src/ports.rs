@@ -41,6 +41,24 @@ impl PortSet {
         was
     }
 
+    /// The ports an advanced mode (`atcp`, `audp`) watches before listening ports are taken
+    /// out: every port below `bound` (port 0 included, as PortSentry 1.2 did: a probe of port
+    /// 0 is always a scan), minus `exclude`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portsentry_core::PortSet;
+    /// let exclude: PortSet = [113].into_iter().collect();
+    /// let watched = PortSet::advanced(1024, &exclude);
+    /// assert!(watched.contains(0) && watched.contains(1023));
+    /// assert!(!watched.contains(113) && !watched.contains(1024));
+    /// assert_eq!(watched.len(), 1023);
+    /// ```
+    pub fn advanced(bound: u16, exclude: &Self) -> Self {
+        (0..bound).filter(|&p| !exclude.contains(p)).collect()
+    }
+
     /// True when `port` is in the set.
     #[inline]
     pub fn contains(&self, port: u16) -> bool {

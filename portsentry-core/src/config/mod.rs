@@ -27,7 +27,7 @@
 //! |---|---|---|---|
 //! | `TCP_PORTS` | 1.2+2.0 | port list: `1,11,512-515` (ports 1-65535, inclusive ranges) | none |
 //! | `UDP_PORTS` | 1.2+2.0 | port list | none |
-//! | `ADVANCED_PORTS_TCP` | 1.2 | 1-65535: `atcp` watches ports below it | 1024 |
+//! | `ADVANCED_PORTS_TCP` | 1.2 | 1-65535: `atcp` watches ports below it, port 0 included | 1024 |
 //! | `ADVANCED_PORTS_UDP` | 1.2 | 1-65535: `audp` watches ports below it | 1024 |
 //! | `ADVANCED_EXCLUDE_TCP` | 1.2 | port list never watched by `atcp` (may be `""`) | none |
 //! | `ADVANCED_EXCLUDE_UDP` | 1.2 | port list never watched by `audp` (may be `""`) | none |
