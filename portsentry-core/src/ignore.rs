@@ -34,13 +34,13 @@
 //! assert!(list.contains("::ffff:127.0.0.76".parse().unwrap()));
 //! ```
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::ops::BitAnd;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 
 use crate::located::Located;
+use crate::net_table::NetTable;
 
 /// One invalid line of an ignore file: `file:line: message` when displayed.
 pub type IgnoreProblem = Located<IgnoreProblemKind>;
@@ -95,60 +95,14 @@ pub enum IgnoreError {
     },
 }
 
-/// Networks of one address family, grouped by prefix length: one sorted vector of network
-/// addresses per mask, so a lookup is one mask and one binary search per prefix length in use.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Table<T> {
-    /// (prefix length, mask, sorted network addresses), ordered by prefix length.
-    groups: Vec<(u8, T, Vec<T>)>,
-}
-
-impl<T: Copy + Ord + BitAnd<Output = T>> Table<T> {
-    fn insert(&mut self, len: u8, mask: T, network: T) {
-        let index = match self.groups.binary_search_by_key(&len, |g| g.0) {
-            Ok(index) => index,
-            Err(index) => {
-                self.groups.insert(index, (len, mask, Vec::new()));
-                index
-            }
-        };
-        let networks = &mut self.groups[index].2;
-        if let Err(at) = networks.binary_search(&network) {
-            networks.insert(at, network);
-        }
-    }
-
-    #[inline]
-    fn contains(&self, address: T) -> bool {
-        self.groups
-            .iter()
-            .any(|(_, mask, networks)| networks.binary_search(&(address & *mask)).is_ok())
-    }
-
-    fn len(&self) -> usize {
-        self.groups.iter().map(|g| g.2.len()).sum()
-    }
-}
-
-fn mask_v4(len: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
-}
-
-fn mask_v6(len: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
-}
-
-/// The IPv4-mapped block `::ffff:0:0/96`.
-const MAPPED_PREFIX: u128 = 0xffff_u128 << 32;
-
 /// A set of IPv4 and IPv6 networks that are never counted or blocked.
 ///
 /// Built once (from a file or entry by entry), then queried with [`IgnoreList::contains`],
 /// which never allocates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IgnoreList {
-    v4: Table<u32>,
-    v6: Table<u128>,
+    /// The networks; the rank is unused (`()`).
+    table: NetTable<()>,
 }
 
 impl IgnoreList {
@@ -160,46 +114,19 @@ impl IgnoreList {
     /// Adds a network. Host bits are cleared (`127.0.0.77/30` is stored as `127.0.0.76/30`);
     /// IPv4-mapped IPv6 networks of /96 or longer are stored as the IPv4 network they mean.
     pub fn insert(&mut self, net: IpNet) {
-        match net {
-            IpNet::V4(v4) => self.insert_v4(v4),
-            IpNet::V6(v6) => {
-                let bits = u128::from(v6.network());
-                if v6.prefix_len() >= 96 && bits & !0xffff_ffff_u128 == MAPPED_PREFIX {
-                    #[allow(clippy::cast_possible_truncation)] // the low 32 bits, on purpose
-                    let v4 = Ipv4Addr::from(bits as u32);
-                    if let Ok(net) = Ipv4Net::new(v4, v6.prefix_len() - 96) {
-                        self.insert_v4(net);
-                    }
-                } else {
-                    let len = v6.prefix_len();
-                    self.v6.insert(len, mask_v6(len), u128::from(v6.network()));
-                }
-            }
-        }
-    }
-
-    fn insert_v4(&mut self, net: Ipv4Net) {
-        let len = net.prefix_len();
-        self.v4.insert(len, mask_v4(len), u32::from(net.network()));
+        self.table.insert(net, ());
     }
 
     /// True when `address` lies in one of the networks. An IPv4-mapped IPv6 address also
     /// matches the IPv4 entries. No allocation; one binary search per prefix length in use.
     #[inline]
     pub fn contains(&self, address: IpAddr) -> bool {
-        match address {
-            IpAddr::V4(v4) => self.v4.contains(u32::from(v4)),
-            IpAddr::V6(v6) => {
-                v6.to_ipv4_mapped()
-                    .is_some_and(|v4| self.v4.contains(u32::from(v4)))
-                    || self.v6.contains(u128::from(v6))
-            }
-        }
+        self.table.contains(address)
     }
 
     /// The number of distinct networks.
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.table.len()
     }
 
     /// True when nothing is ignored.
@@ -209,15 +136,7 @@ impl IgnoreList {
 
     /// The networks, IPv4 first, each family by prefix length then address.
     pub fn networks(&self) -> impl Iterator<Item = IpNet> + '_ {
-        let v4 = self.v4.groups.iter().flat_map(|(len, _, nets)| {
-            nets.iter()
-                .filter_map(|&n| Ipv4Net::new(Ipv4Addr::from(n), *len).ok().map(IpNet::V4))
-        });
-        let v6 = self.v6.groups.iter().flat_map(|(len, _, nets)| {
-            nets.iter()
-                .filter_map(|&n| Ipv6Net::new(Ipv6Addr::from(n), *len).ok().map(IpNet::V6))
-        });
-        v4.chain(v6)
+        self.table.iter().map(|(net, ())| net)
     }
 
     /// Parses ignore-file text (format in the [module docs](self)). `origin` names the text
@@ -342,7 +261,9 @@ fn parse_line(raw: &str) -> Result<Option<IpNet>, IgnoreProblemKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipnet::{Ipv4Net, Ipv6Net};
     use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn list(text: &str) -> IgnoreList {
         IgnoreList::parse(text, "ignore").unwrap()

@@ -78,6 +78,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod ignore;
 pub mod located;
+mod net_table;
 pub mod permissions;
 pub mod ports;
 
