@@ -14,11 +14,16 @@ mod summary;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
     // PortSentry's `-tcp`, `-stcp`, ... become `--mode ...` before clap parses.
-    let cli = cli::Cli::parse_from(legacy_args::rewrite(std::env::args_os()));
+    let mut command = cli::Cli::command();
+    let args = match legacy_args::rewrite(std::env::args_os(), &command) {
+        Ok(args) => args,
+        Err(misplaced) => misplaced.into_clap_error(&mut command).exit(),
+    };
+    let cli = cli::Cli::parse_from(args);
     match commands::run(&cli) {
         Ok(code) => code,
         Err(err) => {

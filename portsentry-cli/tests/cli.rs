@@ -409,6 +409,37 @@ fn help_and_version() {
 }
 
 #[test]
+fn mode_flags_after_a_subcommand_are_named_as_typed() {
+    for (args, word, usage) in [
+        (
+            &["check-config", "-atcp"][..],
+            "-atcp",
+            "Usage: portsentry check-config",
+        ),
+        (
+            &["status", "--stealth"][..],
+            "--stealth",
+            "Usage: portsentry status",
+        ),
+    ] {
+        let r = run(&mut portsentry(args));
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("unexpected argument '{word}' found")),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("--mode"), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(usage), "{args:?}: {}", r.stderr);
+    }
+    // `replay` has `--mode`, so the words still work there.
+    let r = run(&mut portsentry(&["replay", "-atcp", "/nonexistent/x.pcap"]));
+    assert!(!r.stderr.contains("unexpected argument"), "{}", r.stderr);
+    assert!(r.stderr.contains("/nonexistent/x.pcap"), "{}", r.stderr);
+}
+
+#[test]
 fn debian_file_when_installed() {
     let path = Path::new("/etc/portsentry/portsentry.conf");
     if !path.exists() {
