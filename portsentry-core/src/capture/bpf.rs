@@ -2,13 +2,12 @@
 //!
 //! The socket is `AF_PACKET`/`SOCK_DGRAM`, so every program sees a frame that starts at the
 //! IP header (offset 0 = first byte of the IPv4 or IPv6 header). The link-layer facts the
-//! programs need come from the kernel's ancillary loads: the packet type (`PACKET_HOST`, ...)
-//! and the ethertype.
+//! programs need come from the kernel's ancillary loads: the packet type (`PACKET_HOST`,
+//! `PACKET_OUTGOING`, ...) and the ethertype.
 //!
-//! What a program keeps (returns a snap length for) and drops (returns 0):
+//! What a program keeps (returns a snap length for) and drops (returns 0) of the frames
+//! addressed to this host (`PACKET_HOST`), the possible probes:
 //!
-//! * only frames addressed to this host (`PACKET_HOST`): no outgoing, broadcast, multicast or
-//!   promiscuous traffic;
 //! * IPv4: UDP; TCP without ACK and without RST; a first fragment (More-Fragments set, offset 0)
 //!   of TCP whatever it carries (its header may be cut, RFC 1858); never a later fragment;
 //! * IPv6: UDP and TCP directly after the fixed header (TCP without ACK and RST); packets whose
@@ -20,9 +19,34 @@
 //! [`Variant::WithAckFamily`] also keeps a bare ACK and a FIN+ACK (nmap `-sA`, `-sW`, `-sM`),
 //! for `DETECT_ACK_SCANS`. RST is dropped by both variants.
 //!
+//! Of the frames this host sends (`PACKET_OUTGOING`), [`Outgoing`] says what is kept: by
+//! default only the host's *answers* and the start of its own flows, in narrow terms, so that
+//! ordinary outgoing traffic never leaves the kernel:
+//!
+//! * TCP with SYN or RST set (the host's SYN-ACK answers, its resets, the SYN of a connection
+//!   it opens), from a local port of the TCP port set;
+//! * UDP from a local port of the UDP port set (a reply to a probe, or a query the host sends
+//!   from that port and whose answer would otherwise look like a probe);
+//! * ICMP destination unreachable (type 3) and ICMPv6 destination unreachable (type 1), with
+//!   the longer snap length so the quoted packet is whole;
+//! * never a later IPv4 fragment, never IPv6 with extension headers, nothing broadcast,
+//!   multicast or promiscuous.
+//!
+//! A local port matters only when it is a monitored one: an answer from an unmonitored port
+//! answers no probe the detector counts, and a reply to a flow from an unmonitored port is no
+//! probe either. So the port sets given are the monitored ports of the active modes
+//! ([`Outgoing::FromPorts`]); [`Outgoing::AnyPort`] keeps the answers from every port.
+//!
+//! Port sets are compiled into a chain of range tests (one or three instructions per run of
+//! consecutive ports); a set of more than [`MAX_PORT_RUNS`] runs is not compiled and every
+//! port passes (user space decides then, as it always does anyway).
+//!
 //! The programs are assembled by [`program`] from symbolic labels, so jump offsets are
 //! computed rather than counted by hand; the unit tests run them over crafted packets in a
-//! small cBPF interpreter and check the result of every rule above.
+//! small cBPF interpreter and check the result of every rule above, and the capture tests
+//! attach them to real sockets (the kernel's checker) and send real frames through them.
+
+use crate::ports::PortSet;
 
 /// The snap length kept of an ordinary probe: enough for an IPv4 header with options
 /// (60 bytes) plus the TCP header with options (60 bytes).
@@ -32,13 +56,66 @@ pub const SNAPLEN: u32 = 128;
 /// the chain to the transport header.
 pub const EXTENSION_SNAPLEN: u32 = 512;
 
-/// Which filter to attach.
+/// The most runs of consecutive ports a port test is compiled for; beyond, every port passes.
+pub const MAX_PORT_RUNS: usize = 1000;
+
+/// Which inbound filter to attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Variant {
     /// PortSentry's rule: TCP with ACK or RST set never reaches user space.
     Probes,
     /// As [`Variant::Probes`], and also a bare ACK and a FIN+ACK (flags ignoring ECE/CWR).
     WithAckFamily,
+}
+
+/// What the filter keeps of the frames this host sends (see the [module docs](self)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outgoing {
+    /// Nothing: the host's own frames are all dropped.
+    Nothing,
+    /// The answers and flow starts described in the module docs, from any local port.
+    AnyPort,
+    /// The same, only from these local ports (the monitored ones): `tcp` for TCP, `udp` for
+    /// UDP. ICMP unreachable answers are kept whatever they quote.
+    FromPorts {
+        /// Local TCP ports whose SYN, SYN-ACK and RST are kept.
+        tcp: PortSet,
+        /// Local UDP ports whose datagrams are kept.
+        udp: PortSet,
+    },
+}
+
+/// A whole filter: the inbound [`Variant`] and what is kept of the host's own frames.
+///
+/// # Examples
+///
+/// ```
+/// use portsentry_core::capture::bpf::{program, Filter, Outgoing, Variant};
+/// use portsentry_core::PortSet;
+/// let filter = Filter {
+///     variant: Variant::Probes,
+///     outgoing: Outgoing::FromPorts { tcp: PortSet::parse("1-1023").unwrap(), udp: PortSet::new() },
+/// };
+/// let insns = program(&filter);
+/// assert!(insns.len() < 100);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// What is kept of the frames addressed to this host.
+    pub variant: Variant,
+    /// What is kept of the frames this host sends.
+    pub outgoing: Outgoing,
+}
+
+impl Filter {
+    /// The filter of `variant` that keeps the host's answers from every local port.
+    pub fn new(variant: Variant) -> Self {
+        Self {
+            variant,
+            outgoing: Outgoing::AnyPort,
+        }
+    }
 }
 
 /// One classic BPF instruction, as the kernel's `struct sock_filter` lays it out.
@@ -81,10 +158,18 @@ pub(crate) const SKF_AD_PKTTYPE: u32 = SKF_AD_OFF + 4;
 
 /// `PACKET_HOST`: a frame addressed to this host.
 const PACKET_HOST: u32 = 0;
+/// `PACKET_OUTGOING`: a frame this host sends.
+const PACKET_OUTGOING: u32 = 4;
 const ETHERTYPE_IPV4: u32 = 0x0800;
 const ETHERTYPE_IPV6: u32 = 0x86dd;
+const IPPROTO_ICMP: u32 = 1;
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_UDP: u32 = 17;
+const IPPROTO_ICMPV6: u32 = 58;
+/// ICMP "destination unreachable".
+const ICMP_UNREACHABLE: u32 = 3;
+/// ICMPv6 "destination unreachable".
+const ICMPV6_UNREACHABLE: u32 = 1;
 /// IPv6 next-header values that the classifier walks past (RFC 8200 and the IANA list).
 const IPV6_EXTENSION_HEADERS: [u32; 8] = [
     0,   // hop-by-hop options
@@ -102,13 +187,18 @@ const IPV4_FRAGMENT_OFFSET_MASK: u32 = 0x1fff;
 const IPV4_MORE_FRAGMENTS: u32 = 0x2000;
 /// Offset of the TCP flags byte in the TCP header.
 const TCP_FLAGS_OFFSET: u32 = 13;
+/// The fixed IPv6 header.
+const IPV6_HEADER: u32 = 40;
 /// Offset of the TCP flags byte of a TCP header right after the 40-byte IPv6 header.
-const IPV6_TCP_FLAGS: u32 = 40 + TCP_FLAGS_OFFSET;
+const IPV6_TCP_FLAGS: u32 = IPV6_HEADER + TCP_FLAGS_OFFSET;
 const TCP_FIN: u32 = 0x01;
+const TCP_SYN: u32 = 0x02;
 const TCP_RST: u32 = 0x04;
 const TCP_ACK: u32 = 0x10;
 /// The six classic flags (FIN SYN RST PSH ACK URG), without ECE and CWR.
 const TCP_SIX_FLAGS: u32 = 0x3f;
+pub(crate) const BPF_JGT: u16 = 0x20;
+pub(crate) const BPF_JGE: u16 = 0x30;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Label {
@@ -118,6 +208,23 @@ enum Label {
     AcceptExtension,
     Accept,
     Drop,
+    Outgoing,
+    OutgoingIpv6,
+    OutTcp4,
+    OutUdp4,
+    OutIcmp4,
+    OutTcp6,
+    OutUdp6,
+    OutIcmp6,
+    /// A = a local TCP port: the TCP port test.
+    OutTcpPort,
+    /// A = a local UDP port: the UDP port test.
+    OutUdpPort,
+    /// The outgoing part's returns (jumps only run forward, at most 255 when conditional).
+    OutAcceptLong,
+    OutDrop,
+    OutAccept,
+    OutPortDrop,
 }
 
 /// One line of the symbolic program.
@@ -126,25 +233,19 @@ enum Line {
     Stmt(u16, u32),
     /// A conditional jump on `k` with symbolic targets (`None`: the next instruction).
     Jump(u16, u32, Option<Label>, Option<Label>),
+    /// A conditional jump with literal (short, local) offsets.
+    Skip(u16, u32, u8, u8),
     /// An unconditional jump.
     Always(Label),
     /// Marks where a label points.
     Here(Label),
 }
 
-use Line::{Always, Here, Jump, Stmt};
+use Line::{Always, Here, Jump, Skip, Stmt};
 
-/// The symbolic program for `variant`.
-fn lines(variant: Variant) -> Vec<Line> {
+/// The inbound part: frames addressed to this host (A holds nothing useful on entry).
+fn inbound_lines(variant: Variant) -> Vec<Line> {
     let mut p = vec![
-        // Keep only frames addressed to this host.
-        Stmt(BPF_LD | BPF_W | BPF_ABS, SKF_AD_PKTTYPE),
-        Jump(
-            BPF_JMP | BPF_JEQ | BPF_K,
-            PACKET_HOST,
-            None,
-            Some(Label::Drop),
-        ),
         // Dispatch on the ethertype.
         Stmt(BPF_LD | BPF_W | BPF_ABS, SKF_AD_PROTOCOL),
         Jump(
@@ -256,6 +357,149 @@ fn lines(variant: Variant) -> Vec<Line> {
             otherwise,
         ));
     }
+    p
+}
+
+/// The outgoing part: frames this host sends (see the module docs).
+fn outgoing_lines(outgoing: &Outgoing) -> Vec<Line> {
+    let jeq =
+        |k, yes: Option<Label>, no: Option<Label>| Jump(BPF_JMP | BPF_JEQ | BPF_K, k, yes, no);
+    let mut p = vec![
+        // A still holds the packet type.
+        Here(Label::Outgoing),
+        jeq(PACKET_OUTGOING, None, Some(Label::OutDrop)),
+        Stmt(BPF_LD | BPF_W | BPF_ABS, SKF_AD_PROTOCOL),
+        jeq(ETHERTYPE_IPV4, None, Some(Label::OutgoingIpv6)),
+        // IPv4: later fragments carry no ports.
+        Stmt(BPF_LD | BPF_H | BPF_ABS, 6),
+        Jump(
+            BPF_JMP | BPF_JSET | BPF_K,
+            IPV4_FRAGMENT_OFFSET_MASK,
+            Some(Label::OutDrop),
+            None,
+        ),
+        Stmt(BPF_LDX | BPF_B | BPF_MSH, 0),
+        Stmt(BPF_LD | BPF_B | BPF_ABS, 9),
+        jeq(IPPROTO_TCP, Some(Label::OutTcp4), None),
+        jeq(IPPROTO_UDP, Some(Label::OutUdp4), None),
+        jeq(IPPROTO_ICMP, Some(Label::OutIcmp4), Some(Label::OutDrop)),
+        // X = IPv4 header length.
+        Here(Label::OutTcp4),
+        Stmt(BPF_LD | BPF_B | BPF_IND, TCP_FLAGS_OFFSET),
+        Jump(
+            BPF_JMP | BPF_JSET | BPF_K,
+            TCP_SYN | TCP_RST,
+            None,
+            Some(Label::OutDrop),
+        ),
+        Stmt(BPF_LD | BPF_H | BPF_IND, 0),
+        Always(Label::OutTcpPort),
+        Here(Label::OutUdp4),
+        Stmt(BPF_LD | BPF_H | BPF_IND, 0),
+        Always(Label::OutUdpPort),
+        Here(Label::OutIcmp4),
+        Stmt(BPF_LD | BPF_B | BPF_IND, 0),
+        jeq(
+            ICMP_UNREACHABLE,
+            Some(Label::OutAcceptLong),
+            Some(Label::OutDrop),
+        ),
+        // IPv6 (A holds the ethertype): only headers right after the fixed one.
+        Here(Label::OutgoingIpv6),
+        jeq(ETHERTYPE_IPV6, None, Some(Label::OutDrop)),
+        Stmt(BPF_LD | BPF_B | BPF_ABS, 6),
+        jeq(IPPROTO_TCP, Some(Label::OutTcp6), None),
+        jeq(IPPROTO_UDP, Some(Label::OutUdp6), None),
+        jeq(IPPROTO_ICMPV6, Some(Label::OutIcmp6), Some(Label::OutDrop)),
+        Here(Label::OutTcp6),
+        Stmt(BPF_LD | BPF_B | BPF_ABS, IPV6_TCP_FLAGS),
+        Jump(
+            BPF_JMP | BPF_JSET | BPF_K,
+            TCP_SYN | TCP_RST,
+            None,
+            Some(Label::OutDrop),
+        ),
+        Stmt(BPF_LD | BPF_H | BPF_ABS, IPV6_HEADER),
+        Always(Label::OutTcpPort),
+        Here(Label::OutUdp6),
+        Stmt(BPF_LD | BPF_H | BPF_ABS, IPV6_HEADER),
+        Always(Label::OutUdpPort),
+        Here(Label::OutIcmp6),
+        Stmt(BPF_LD | BPF_B | BPF_ABS, IPV6_HEADER),
+        jeq(
+            ICMPV6_UNREACHABLE,
+            Some(Label::OutAcceptLong),
+            Some(Label::OutDrop),
+        ),
+    ];
+    let (tcp, udp) = match outgoing {
+        Outgoing::FromPorts { tcp, udp } => (Some(tcp), Some(udp)),
+        Outgoing::AnyPort | Outgoing::Nothing => (None, None),
+    };
+    p.extend([
+        Here(Label::OutAcceptLong),
+        Stmt(BPF_RET | BPF_K, EXTENSION_SNAPLEN),
+        Here(Label::OutDrop),
+        Stmt(BPF_RET | BPF_K, 0),
+        Here(Label::OutTcpPort),
+    ]);
+    port_test(&mut p, tcp, Label::OutAccept, Label::OutPortDrop);
+    p.push(Here(Label::OutUdpPort));
+    port_test(&mut p, udp, Label::OutAccept, Label::OutPortDrop);
+    p.extend([
+        Here(Label::OutAccept),
+        Stmt(BPF_RET | BPF_K, SNAPLEN),
+        Here(Label::OutPortDrop),
+        Stmt(BPF_RET | BPF_K, 0),
+    ]);
+    p
+}
+
+/// Appends a test of the port in A against `set` (`None`: every port passes), jumping to
+/// `yes` or `no`.
+///
+/// Each run of consecutive ports costs three instructions (one jump-if-equal and a jump for
+/// a single port: two), all local jumps, so the chain works for any length up to the
+/// kernel's program limit; a set of more than [`MAX_PORT_RUNS`] runs passes every port.
+fn port_test(p: &mut Vec<Line>, set: Option<&PortSet>, yes: Label, no: Label) {
+    let runs: Vec<(u16, u16)> = set.map(|s| s.ranges().collect()).unwrap_or_default();
+    if set.is_none() || runs.len() > MAX_PORT_RUNS || runs == [(0, u16::MAX)] {
+        p.push(Always(yes));
+        return;
+    }
+    for (first, last) in runs {
+        if first == last {
+            // A == port: on to the jump to `yes`; otherwise skip it.
+            p.push(Skip(BPF_JMP | BPF_JEQ | BPF_K, u32::from(first), 0, 1));
+        } else {
+            // A < first: skip this run's test; A > last: skip the jump to `yes`.
+            p.push(Skip(BPF_JMP | BPF_JGE | BPF_K, u32::from(first), 0, 2));
+            p.push(Skip(BPF_JMP | BPF_JGT | BPF_K, u32::from(last), 1, 0));
+        }
+        p.push(Always(yes));
+    }
+    p.push(Always(no));
+}
+
+/// The symbolic program for `filter`.
+///
+/// Layout: the inbound part and its returns, then (unless [`Outgoing::Nothing`]) the
+/// outgoing part, its header returns, its port tests and their returns. Jumps run forward
+/// only and conditional ones reach at most 255 instructions, so each part ends with its own
+/// returns; the port tests reach theirs with 32-bit unconditional jumps.
+fn lines(filter: &Filter) -> Vec<Line> {
+    let hear_outgoing = filter.outgoing != Outgoing::Nothing;
+    let not_host = if hear_outgoing {
+        Label::Outgoing
+    } else {
+        Label::Drop
+    };
+    let mut p = vec![
+        // A = packet type: frames addressed to this host first.
+        Stmt(BPF_LD | BPF_W | BPF_ABS, SKF_AD_PKTTYPE),
+        Jump(BPF_JMP | BPF_JEQ | BPF_K, PACKET_HOST, None, Some(not_host)),
+    ];
+    p.extend(inbound_lines(filter.variant));
     p.extend([
         Here(Label::AcceptExtension),
         Stmt(BPF_RET | BPF_K, EXTENSION_SNAPLEN),
@@ -264,26 +508,31 @@ fn lines(variant: Variant) -> Vec<Line> {
         Here(Label::Drop),
         Stmt(BPF_RET | BPF_K, 0),
     ]);
+    if hear_outgoing {
+        p.extend(outgoing_lines(&filter.outgoing));
+    }
     p
 }
 
-/// The assembled filter program for `variant`.
+/// The assembled filter program for `filter`.
 ///
 /// # Panics
 ///
-/// Never for the programs defined here: a jump further than 255 instructions (impossible in
-/// these short programs) would panic, and the unit tests assemble every variant.
+/// Never for the programs defined here: every conditional jump with a symbolic target stays
+/// within a few dozen instructions (the port tests use only local jumps and 32-bit
+/// unconditional ones), and the unit tests assemble every shape, the longest port sets
+/// included.
 ///
 /// # Examples
 ///
 /// ```
-/// use portsentry_core::capture::bpf::{program, Insn, Variant};
-/// let insns: Vec<Insn> = program(Variant::Probes);
+/// use portsentry_core::capture::bpf::{program, Filter, Insn, Variant};
+/// let insns: Vec<Insn> = program(&Filter::new(Variant::Probes));
 /// // Every program ends with "drop".
 /// assert_eq!(insns.last().map(|i| i.k), Some(0));
 /// ```
-pub fn program(variant: Variant) -> Vec<Insn> {
-    let lines = lines(variant);
+pub fn program(filter: &Filter) -> Vec<Insn> {
+    let lines = lines(filter);
     // Pass 1: the instruction index of every label.
     let mut positions: Vec<(Label, usize)> = Vec::new();
     let mut index = 0usize;
@@ -326,6 +575,7 @@ pub fn program(variant: Variant) -> Vec<Insn> {
                 jf: short(jf),
                 k,
             }),
+            Skip(code, k, jt, jf) => out.push(Insn { code, jt, jf, k }),
             Always(target) => out.push(Insn {
                 code: BPF_JMP | BPF_JA,
                 jt: 0,
@@ -344,7 +594,7 @@ mod tests {
 
     /// A tiny cBPF interpreter for the instructions our programs use, with the kernel's
     /// semantics: an out-of-bounds load ends the program with 0 (drop).
-    fn run(program: &[Insn], packet: &[u8], pkttype: u32, ethertype: u32) -> u32 {
+    pub(super) fn run(program: &[Insn], packet: &[u8], pkttype: u32, ethertype: u32) -> u32 {
         let mut a: u32 = 0;
         let mut x: u32 = 0;
         let mut pc = 0usize;
@@ -396,6 +646,8 @@ mod tests {
                             continue;
                         }
                         BPF_JEQ => a == insn.k,
+                        BPF_JGT => a > insn.k,
+                        BPF_JGE => a >= insn.k,
                         BPF_JSET => a & insn.k != 0,
                         other => panic!("unsupported jump {other:#x}"),
                     };
@@ -465,7 +717,7 @@ mod tests {
     #[test]
     fn every_jump_stays_inside_the_program() {
         for variant in [Variant::Probes, Variant::WithAckFamily] {
-            let p = program(variant);
+            let p = program(&Filter::new(variant));
             for (i, insn) in p.iter().enumerate() {
                 if insn.code & 0x07 == BPF_JMP {
                     let (a, b) = if insn.code & 0xf0 == BPF_JA {
@@ -482,7 +734,7 @@ mod tests {
 
     #[test]
     fn probes_program_keeps_scans_and_drops_ordinary_tcp() {
-        let p = program(Variant::Probes);
+        let p = program(&Filter::new(Variant::Probes));
         for flags in [SYN, FIN, 0, FIN | PSH | URG, SYN | FIN, ECE] {
             assert_eq!(v4(&p, &tcp4(flags)), SNAPLEN, "v4 flags {flags:#x}");
             assert_eq!(v6(&p, &tcp6(flags)), SNAPLEN, "v6 flags {flags:#x}");
@@ -505,7 +757,7 @@ mod tests {
 
     #[test]
     fn ack_family_program_also_keeps_bare_ack_and_fin_ack() {
-        let p = program(Variant::WithAckFamily);
+        let p = program(&Filter::new(Variant::WithAckFamily));
         for flags in [SYN, FIN, 0, FIN | PSH | URG, ACK, FIN | ACK, ACK | ECE] {
             assert_eq!(v4(&p, &tcp4(flags)), SNAPLEN, "v4 flags {flags:#x}");
             assert_eq!(v6(&p, &tcp6(flags)), SNAPLEN, "v6 flags {flags:#x}");
@@ -520,12 +772,20 @@ mod tests {
     #[test]
     fn frames_not_for_this_host_and_other_protocols_are_dropped() {
         for variant in [Variant::Probes, Variant::WithAckFamily] {
-            let p = program(variant);
-            // PACKET_BROADCAST (1), PACKET_MULTICAST (2), PACKET_OTHERHOST (3), OUTGOING (4).
-            for pkttype in 1..=4 {
+            let p = program(&Filter::new(variant));
+            // PACKET_BROADCAST (1), PACKET_MULTICAST (2), PACKET_OTHERHOST (3), and the
+            // host's own frames (4) when the filter hears none.
+            for pkttype in 1..=3 {
                 assert_eq!(run(&p, &tcp4(SYN), pkttype, ETHERTYPE_IPV4), 0);
                 assert_eq!(run(&p, &udp6(), pkttype, ETHERTYPE_IPV6), 0);
             }
+            let deaf = program(&Filter {
+                variant,
+                outgoing: Outgoing::Nothing,
+            });
+            assert_eq!(run(&deaf, &tcp4(SYN), PACKET_OUTGOING, ETHERTYPE_IPV4), 0);
+            assert_eq!(run(&deaf, &udp6(), PACKET_OUTGOING, ETHERTYPE_IPV6), 0);
+            assert_eq!(v4(&deaf, &tcp4(SYN)), SNAPLEN);
             // ARP, and an IPv4 header under a foreign ethertype.
             assert_eq!(run(&p, &[0u8; 28], PACKET_HOST, 0x0806), 0);
             assert_eq!(run(&p, &tcp4(SYN), PACKET_HOST, 0x8100), 0);
@@ -544,7 +804,7 @@ mod tests {
 
     #[test]
     fn ipv4_fragments_first_kept_later_dropped() {
-        let p = program(Variant::Probes);
+        let p = program(&Filter::new(Variant::Probes));
         // A first fragment with a cut TCP header (nmap -f: 8 bytes of TCP).
         let mut first = tcp4(SYN);
         first[6] = 0x20; // MF, offset 0
@@ -573,7 +833,7 @@ mod tests {
 
     #[test]
     fn ipv4_options_move_the_tcp_flags() {
-        let p = program(Variant::Probes);
+        let p = program(&Filter::new(Variant::Probes));
         // Hand-built: IHL 6 (one 4-byte option: NOPs), then a TCP header with ACK.
         let plain = tcp4(ACK);
         let mut with_options = plain[..20].to_vec();
@@ -588,7 +848,7 @@ mod tests {
     #[test]
     fn ipv6_extension_headers_go_to_user_space() {
         for variant in [Variant::Probes, Variant::WithAckFamily] {
-            let p = program(variant);
+            let p = program(&Filter::new(variant));
             for header in IPV6_EXTENSION_HEADERS {
                 let mut packet = tcp6(ACK);
                 packet[6] = u8::try_from(header).unwrap();
@@ -599,11 +859,228 @@ mod tests {
 
     #[test]
     fn truncated_headers_are_dropped_not_misread() {
-        let p = program(Variant::Probes);
+        let p = program(&Filter::new(Variant::Probes));
         let mut short = tcp4(SYN);
         short.truncate(30); // no flags byte, not a fragment
         assert_eq!(v4(&p, &short), 0);
         assert_eq!(v4(&p, &[]), 0);
         assert_eq!(v6(&p, &[0x60]), 0);
+    }
+}
+
+#[cfg(test)]
+mod outgoing_tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+    use proptest::prelude::*;
+
+    const HOST4: [u8; 4] = [203, 0, 113, 2];
+    const PEER4: [u8; 4] = [203, 0, 113, 1];
+    const HOST6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+    const PEER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const PSH: u8 = 0x08;
+    const ACK: u8 = 0x10;
+    const FIN: u8 = 0x01;
+
+    fn out(p: &[Insn], packet: &[u8]) -> u32 {
+        let ethertype = if packet.first().is_some_and(|b| b >> 4 == 6) {
+            ETHERTYPE_IPV6
+        } else {
+            ETHERTYPE_IPV4
+        };
+        tests::run(p, packet, PACKET_OUTGOING, ethertype)
+    }
+
+    fn tcp(v6: bool, local_port: u16, flags: u8) -> Vec<u8> {
+        let builder = if v6 {
+            PacketBuilder::ipv6(HOST6, PEER6, 64)
+        } else {
+            PacketBuilder::ipv4(HOST4, PEER4, 64)
+        };
+        let mut packet = Vec::new();
+        builder
+            .tcp(local_port, 40000, 1, 1024)
+            .write(&mut packet, &[])
+            .unwrap();
+        let at = if v6 { 40 } else { 20 } + 13;
+        packet[at] = flags;
+        packet
+    }
+
+    fn udp(v6: bool, local_port: u16) -> Vec<u8> {
+        let builder = if v6 {
+            PacketBuilder::ipv6(HOST6, PEER6, 64)
+        } else {
+            PacketBuilder::ipv4(HOST4, PEER4, 64)
+        };
+        let mut packet = Vec::new();
+        builder
+            .udp(local_port, 53)
+            .write(&mut packet, b"query")
+            .unwrap();
+        packet
+    }
+
+    /// An ICMP(v6) message of `kind` quoting a UDP datagram from the peer to the host.
+    fn icmp(v6: bool, kind: u8) -> Vec<u8> {
+        let mut quoted = Vec::new();
+        let builder = if v6 {
+            PacketBuilder::ipv6(PEER6, HOST6, 64)
+        } else {
+            PacketBuilder::ipv4(PEER4, HOST4, 64)
+        };
+        builder.udp(40000, 7).write(&mut quoted, b"x").unwrap();
+        let mut packet = Vec::new();
+        if v6 {
+            PacketBuilder::ipv6(HOST6, PEER6, 64)
+                .icmpv6_raw(kind, 4, [0; 4])
+                .write(&mut packet, &quoted)
+                .unwrap();
+        } else {
+            PacketBuilder::ipv4(HOST4, PEER4, 64)
+                .icmpv4_raw(kind, 3, [0; 4])
+                .write(&mut packet, &quoted)
+                .unwrap();
+        }
+        packet
+    }
+
+    fn monitored() -> Filter {
+        Filter {
+            variant: Variant::Probes,
+            outgoing: Outgoing::FromPorts {
+                tcp: PortSet::parse("1,79,111,32771-32774").unwrap(),
+                udp: PortSet::parse("7,137-139,32770-32774").unwrap(),
+            },
+        }
+    }
+
+    #[test]
+    fn answers_and_flow_starts_from_monitored_ports_are_kept() {
+        let p = program(&monitored());
+        for v6 in [false, true] {
+            for port in [1, 79, 111, 32771, 32773, 32774] {
+                for flags in [SYN, SYN | ACK, RST, RST | ACK, SYN | 0x40] {
+                    assert_eq!(
+                        out(&p, &tcp(v6, port, flags)),
+                        SNAPLEN,
+                        "{v6} {port} {flags:#x}"
+                    );
+                }
+                for flags in [ACK, PSH | ACK, FIN | ACK, FIN, 0] {
+                    assert_eq!(out(&p, &tcp(v6, port, flags)), 0, "{v6} {port} {flags:#x}");
+                }
+            }
+            for port in [0, 2, 78, 80, 110, 112, 32770, 32775, 40000, 65535] {
+                assert_eq!(out(&p, &tcp(v6, port, SYN | ACK)), 0, "{v6} {port}");
+                assert_eq!(out(&p, &tcp(v6, port, RST)), 0, "{v6} {port}");
+            }
+            for port in [7, 137, 138, 139, 32770, 32772, 32774] {
+                assert_eq!(out(&p, &udp(v6, port)), SNAPLEN, "{v6} {port}");
+            }
+            for port in [0, 6, 8, 136, 140, 32769, 32775, 53, 65535] {
+                assert_eq!(out(&p, &udp(v6, port)), 0, "{v6} {port}");
+            }
+        }
+    }
+
+    #[test]
+    fn unreachable_answers_are_kept_whole_and_other_icmp_dropped() {
+        let p = program(&monitored());
+        assert_eq!(out(&p, &icmp(false, 3)), EXTENSION_SNAPLEN);
+        assert_eq!(out(&p, &icmp(true, 1)), EXTENSION_SNAPLEN);
+        for kind in [0, 8, 11, 5] {
+            assert_eq!(out(&p, &icmp(false, kind)), 0, "icmp {kind}");
+        }
+        for kind in [128, 129, 133, 135, 136, 3] {
+            assert_eq!(out(&p, &icmp(true, kind)), 0, "icmpv6 {kind}");
+        }
+    }
+
+    #[test]
+    fn outgoing_fragments_options_and_extension_headers() {
+        let p = program(&monitored());
+        // A later fragment of the host's own datagram carries no port.
+        let mut later = udp(false, 7);
+        later[7] = 1;
+        assert_eq!(out(&p, &later), 0);
+        // IPv4 options move the ports: the filter follows the header length.
+        let plain = tcp(false, 111, SYN | ACK);
+        let mut with_options = plain[..20].to_vec();
+        with_options[0] = 0x46;
+        with_options.extend_from_slice(&[1, 1, 1, 1]);
+        with_options.extend_from_slice(&plain[20..]);
+        assert_eq!(out(&p, &with_options), SNAPLEN);
+        with_options[24] = 0x9c; // local port 40000 + 111 high byte: not monitored
+        assert_eq!(out(&p, &with_options), 0);
+        // IPv6 with an extension header first: not one of the host's answers we read.
+        let mut ext = tcp(true, 111, RST);
+        ext[6] = 0;
+        assert_eq!(out(&p, &ext), 0);
+        // Cut short: dropped, never misread.
+        assert_eq!(out(&p, &tcp(false, 111, RST)[..30]), 0);
+        assert_eq!(out(&p, &[0x45]), 0);
+        // ARP and other ethertypes.
+        assert_eq!(tests::run(&p, &[0u8; 28], PACKET_OUTGOING, 0x0806), 0);
+    }
+
+    #[test]
+    fn any_port_keeps_answers_from_every_port_and_nothing_keeps_none() {
+        let any = program(&Filter::new(Variant::Probes));
+        let none = program(&Filter {
+            variant: Variant::Probes,
+            outgoing: Outgoing::Nothing,
+        });
+        for port in [0, 22, 40000, 65535] {
+            assert_eq!(out(&any, &tcp(false, port, RST)), SNAPLEN);
+            assert_eq!(out(&any, &udp(true, port)), SNAPLEN);
+            assert_eq!(out(&none, &tcp(false, port, RST)), 0);
+            assert_eq!(out(&none, &udp(true, port)), 0);
+        }
+        assert_eq!(out(&any, &tcp(false, 22, ACK)), 0);
+        assert_eq!(out(&none, &icmp(false, 3)), 0);
+    }
+
+    #[test]
+    fn too_many_runs_pass_every_port() {
+        let over: PortSet = (0..2 * MAX_PORT_RUNS as u16 + 2).step_by(2).collect();
+        let p = program(&Filter {
+            variant: Variant::Probes,
+            outgoing: Outgoing::FromPorts {
+                tcp: PortSet::new(),
+                udp: over,
+            },
+        });
+        assert_eq!(out(&p, &udp(false, 1)), SNAPLEN);
+        assert_eq!(out(&p, &tcp(false, 1, RST)), 0, "empty TCP set");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The compiled port test agrees with `PortSet::contains` for every port asked.
+        #[test]
+        fn port_test_matches_the_set(
+            ranges in proptest::collection::vec((any::<u16>(), 0u16..300), 0..120),
+            probes in proptest::collection::vec(any::<u16>(), 64),
+        ) {
+            let mut set = PortSet::new();
+            for (first, len) in ranges {
+                set.insert_range(first, first.saturating_add(len));
+            }
+            let p = program(&Filter {
+                variant: Variant::Probes,
+                outgoing: Outgoing::FromPorts { tcp: set.clone(), udp: set.clone() },
+            });
+            let edges = set.ranges().flat_map(|(a, b)| {
+                [a.wrapping_sub(1), a, b, b.wrapping_add(1)]
+            });
+            for port in probes.into_iter().chain(edges) {
+                let expected = if set.contains(port) { SNAPLEN } else { 0 };
+                prop_assert_eq!(out(&p, &udp(false, port)), expected, "udp {}", port);
+                prop_assert_eq!(out(&p, &tcp(true, port, RST)), expected, "tcp {}", port);
+            }
+        }
     }
 }

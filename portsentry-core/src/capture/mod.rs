@@ -12,10 +12,13 @@
 //! * The socket is created with protocol 0 (it receives nothing), the filter is attached, and
 //!   only then is it bound to `ETH_P_ALL` and an interface (or all of them). No unfiltered frame
 //!   can slip in between.
-//! * The filter ([`bpf`]) keeps only frames addressed to this host (`PACKET_HOST`) that can be
-//!   a probe, truncated to a snap length; ordinary TCP traffic (ACK or RST set) never leaves the
-//!   kernel. `PACKET_IGNORE_OUTGOING` also spares the kernel the work of looping outgoing
-//!   frames to us. User space re-checks the packet type of each frame.
+//! * The filter ([`bpf`]) keeps the frames addressed to this host (`PACKET_HOST`) that can be
+//!   a probe, and the host's own answers (SYN-ACK, RST, ICMP unreachable) and flow starts from
+//!   the monitored ports (`PACKET_OUTGOING`), truncated to a snap length; ordinary TCP
+//!   traffic (ACK or RST set inbound, data outbound) never leaves the kernel. Each [`Frame`]
+//!   says its [`Direction`]; user space re-checks the packet type of each frame. With
+//!   [`bpf::Outgoing::Nothing`], `PACKET_IGNORE_OUTGOING` also spares the kernel the work of
+//!   looping outgoing frames to us.
 //! * Frames are read with `recvmmsg(2)`: up to 64 per system call, each with its kernel receive
 //!   timestamp (`SO_TIMESTAMPNS`) and interface index. `recvmmsg` was chosen over a
 //!   `TPACKET_V3` ring: after the filter only probes reach user space (a low rate even during
@@ -43,6 +46,27 @@ pub(crate) use sys::{Datagram, enable_packet_info, interface_addresses, poll, re
 
 /// `PACKET_HOST`: the frame was addressed to this host.
 const PACKET_HOST: u8 = 0;
+/// `PACKET_OUTGOING`: the frame was sent by this host.
+const PACKET_OUTGOING: u8 = 4;
+
+/// Which way a captured frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Addressed to this host (`PACKET_HOST`): a possible probe.
+    Incoming,
+    /// Sent by this host (`PACKET_OUTGOING`): one of its answers or flows.
+    Outgoing,
+}
+
+impl Direction {
+    fn of(pkttype: u8) -> Option<Self> {
+        match pkttype {
+            PACKET_HOST => Some(Self::Incoming),
+            PACKET_OUTGOING => Some(Self::Outgoing),
+            _ => None,
+        }
+    }
+}
 
 /// Errors of opening or reading a capture.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +112,7 @@ impl CaptureError {
 pub struct CaptureOptions {
     interface: Option<String>,
     ack_family: bool,
+    outgoing: bpf::Outgoing,
     receive_buffer: usize,
 }
 
@@ -95,13 +120,22 @@ impl CaptureOptions {
     /// The default receive-queue size asked of the kernel: 4 MiB.
     pub const DEFAULT_RECEIVE_BUFFER: usize = 4 << 20;
 
-    /// All interfaces, probes only (no ACK family), a 4 MiB receive queue.
+    /// All interfaces, probes only (no ACK family), the host's answers from every local port,
+    /// a 4 MiB receive queue.
     pub fn new() -> Self {
         Self {
             interface: None,
             ack_family: false,
+            outgoing: bpf::Outgoing::AnyPort,
             receive_buffer: Self::DEFAULT_RECEIVE_BUFFER,
         }
+    }
+
+    /// What the filter keeps of the host's own frames (default [`bpf::Outgoing::AnyPort`]).
+    #[must_use]
+    pub fn outgoing(mut self, outgoing: bpf::Outgoing) -> Self {
+        self.outgoing = outgoing;
+        self
     }
 
     /// Capture only on the interface called `name` (`-i`), instead of on all interfaces.
@@ -131,12 +165,20 @@ impl CaptureOptions {
         self.interface.as_deref()
     }
 
-    /// The filter these options attach.
+    /// The inbound filter these options attach.
     pub fn filter_variant(&self) -> bpf::Variant {
         if self.ack_family {
             bpf::Variant::WithAckFamily
         } else {
             bpf::Variant::Probes
+        }
+    }
+
+    /// The whole filter these options attach.
+    pub fn filter(&self) -> bpf::Filter {
+        bpf::Filter {
+            variant: self.filter_variant(),
+            outgoing: self.outgoing.clone(),
         }
     }
 }
@@ -155,10 +197,12 @@ pub struct CaptureStats {
     pub received: u64,
     /// Frames the kernel dropped because the receive queue was full (`tp_drops`).
     pub dropped: u64,
-    /// Frames handed to the caller by [`Capture::recv_batch`].
+    /// Frames handed to the caller by [`Capture::recv_batch`] (both directions).
     pub delivered: u64,
-    /// Frames user space discarded because they were not addressed to this host (the
-    /// filter already drops these; expected to stay 0).
+    /// Of those, the frames this host sent ([`Direction::Outgoing`]).
+    pub outgoing: u64,
+    /// Frames user space discarded because they were neither addressed to this host nor
+    /// sent by it (the filter already drops these; expected to stay 0).
     pub not_for_host: u64,
 }
 
@@ -171,6 +215,8 @@ pub struct Frame<'a> {
     pub ifindex: u32,
     /// The ethertype (0x0800 IPv4, 0x86dd IPv6).
     pub ethertype: u16,
+    /// Addressed to this host, or sent by it.
+    pub direction: Direction,
     /// The frame from the IP header on, cut at the filter's snap length.
     pub data: &'a [u8],
 }
@@ -183,7 +229,7 @@ pub struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    /// The number of frames in the batch (those for this host).
+    /// The number of frames in the batch (those addressed to or sent by this host).
     pub fn len(&self) -> usize {
         self.iter().count()
     }
@@ -230,7 +276,7 @@ pub struct Capture {
     ring: sys::RecvRing,
     filled: usize,
     ifindex: Option<u32>,
-    variant: bpf::Variant,
+    filter: bpf::Filter,
     totals: CaptureStats,
 }
 
@@ -262,18 +308,10 @@ impl Capture {
                     }
                 })?),
             };
-        let variant = options.filter_variant();
-        let filter: Vec<SockFilter> = bpf::program(variant)
-            .iter()
-            .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
-            .collect();
-        socket
-            .attach_filter(&filter)
-            .map_err(CaptureError::io("attach the BPF filter"))?;
+        let filter = options.filter();
+        attach(&socket, &filter)?;
         sys::set_int_option(&socket, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
             .map_err(CaptureError::io("enable receive timestamps"))?;
-        // Linux 4.20+; older kernels loop outgoing frames to us and the filter drops them.
-        let _ = sys::set_int_option(&socket, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
         let buffer = libc::c_int::try_from(options.receive_buffer).unwrap_or(libc::c_int::MAX);
         if sys::set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, buffer).is_err() {
             socket
@@ -287,7 +325,7 @@ impl Capture {
             ring: sys::RecvRing::new(),
             filled: 0,
             ifindex,
-            variant,
+            filter,
             totals: CaptureStats::default(),
         })
     }
@@ -297,9 +335,28 @@ impl Capture {
         self.ifindex
     }
 
-    /// The filter attached to the socket.
+    /// The inbound filter attached to the socket.
     pub fn filter_variant(&self) -> bpf::Variant {
-        self.variant
+        self.filter.variant
+    }
+
+    /// The whole filter attached to the socket.
+    pub fn filter(&self) -> &bpf::Filter {
+        &self.filter
+    }
+
+    /// Replaces the filter on the open socket (the kernel swaps it atomically: no frame is
+    /// seen unfiltered). Used when the monitored ports change (reload, listening ports).
+    ///
+    /// # Errors
+    ///
+    /// [`CaptureError::Io`] when the kernel refuses the program; the old one stays then.
+    pub fn set_filter(&mut self, filter: bpf::Filter) -> Result<(), CaptureError> {
+        if filter != self.filter {
+            attach(&self.socket, &filter)?;
+            self.filter = filter;
+        }
+        Ok(())
     }
 
     /// Receives the frames queued now (up to 64), waiting at most `timeout` for the first.
@@ -329,15 +386,16 @@ impl Capture {
             }
         }
         self.filled = count;
-        let mut delivered = 0u64;
         for meta in &self.ring.meta[..count] {
-            if meta.pkttype == PACKET_HOST {
-                delivered += 1;
-            } else {
-                self.totals.not_for_host += 1;
+            match Direction::of(meta.pkttype) {
+                Some(Direction::Incoming) => self.totals.delivered += 1,
+                Some(Direction::Outgoing) => {
+                    self.totals.delivered += 1;
+                    self.totals.outgoing += 1;
+                }
+                None => self.totals.not_for_host += 1,
             }
         }
-        self.totals.delivered += delivered;
         Ok(Batch {
             capture: self,
             count,
@@ -346,9 +404,10 @@ impl Capture {
 
     fn frame(&self, i: usize) -> Option<Frame<'_>> {
         let meta = self.ring.meta.get(i)?;
-        if i >= self.filled || meta.pkttype != PACKET_HOST {
+        if i >= self.filled {
             return None;
         }
+        let direction = Direction::of(meta.pkttype)?;
         let at = match meta.timestamp {
             Some((secs, nanos)) => Timestamp::from_secs_nanos(secs, nanos),
             None => now(),
@@ -357,6 +416,7 @@ impl Capture {
             at,
             ifindex: meta.ifindex,
             ethertype: meta.protocol,
+            direction,
             data: self.ring.frame(i),
         })
     }
@@ -373,6 +433,27 @@ impl Capture {
         self.totals.dropped += u64::from(dropped);
         Ok(self.totals)
     }
+}
+
+/// Attaches `filter` to `socket`, and tells the kernel whether to loop the host's own frames
+/// to it at all (`PACKET_IGNORE_OUTGOING`, Linux 4.20+; older kernels loop them and the
+/// filter decides).
+fn attach(socket: &Socket, filter: &bpf::Filter) -> Result<(), CaptureError> {
+    let program: Vec<SockFilter> = bpf::program(filter)
+        .iter()
+        .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
+        .collect();
+    socket
+        .attach_filter(&program)
+        .map_err(CaptureError::io("attach the BPF filter"))?;
+    let ignore = libc::c_int::from(filter.outgoing == bpf::Outgoing::Nothing);
+    let _ = sys::set_int_option(
+        socket,
+        libc::SOL_PACKET,
+        libc::PACKET_IGNORE_OUTGOING,
+        ignore,
+    );
+    Ok(())
 }
 
 /// The system clock as a [`Timestamp`] (for a frame without a kernel timestamp, which is

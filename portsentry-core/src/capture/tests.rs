@@ -6,6 +6,7 @@
 //! Without root the tests print why and pass without checking anything.
 
 use super::*;
+use crate::ports::PortSet;
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -217,14 +218,34 @@ fn describe(frame: &Frame<'_>) -> Option<Seen> {
 }
 
 /// Receives until `expected` frames from the attacker arrived or 5 s passed; returns what
-/// came from the attacker's addresses (other frames, e.g. none expected, are ignored).
+/// came from the attacker's addresses (other frames, e.g. none expected, are ignored; the
+/// victim's own frames are left out: see [`collect_outgoing`]).
 fn collect(capture: &mut Capture, expected: usize) -> Vec<(Seen, u32, Timestamp)> {
+    collect_both(capture, expected, 0).0
+}
+
+/// What the victim sent, as [`describe`] sees it: (peer, peer's port, TCP flags or None).
+fn collect_outgoing(capture: &mut Capture, expected: usize) -> Vec<Seen> {
+    collect_both(capture, 0, expected).1
+}
+
+/// As [`collect`], also waiting for `outgoing` frames the victim sent (returned second).
+fn collect_both(
+    capture: &mut Capture,
+    expected: usize,
+    outgoing: usize,
+) -> (Vec<(Seen, u32, Timestamp)>, Vec<Seen>) {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut seen = Vec::new();
-    while seen.len() < expected && Instant::now() < deadline {
+    let mut sent = Vec::new();
+    while (seen.len() < expected || sent.len() < outgoing) && Instant::now() < deadline {
         let batch = capture.recv_batch(Duration::from_millis(200)).unwrap();
         for frame in batch.iter() {
             assert!(frame.data.len() <= bpf::EXTENSION_SNAPLEN as usize);
+            if frame.direction == Direction::Outgoing {
+                sent.extend(describe_sent(&frame));
+                continue;
+            }
             if let Some(s) = describe(&frame)
                 && (s.0 == IpAddr::V4(ATTACKER4) || s.0 == IpAddr::V6(ATTACKER6))
             {
@@ -235,11 +256,33 @@ fn collect(capture: &mut Capture, expected: usize) -> Vec<(Seen, u32, Timestamp)
     // Anything else that was going to arrive would be here within a moment.
     let batch = capture.recv_batch(Duration::from_millis(300)).unwrap();
     for frame in batch.iter() {
-        if let Some(s) = describe(&frame) {
+        if frame.direction == Direction::Outgoing {
+            sent.extend(describe_sent(&frame));
+        } else if let Some(s) = describe(&frame) {
             seen.push((s, frame.ifindex, frame.at));
         }
     }
-    seen
+    (seen, sent)
+}
+
+/// A frame the victim sent: (destination, destination port, TCP flags) for TCP and UDP,
+/// (destination, ICMP type, None) for ICMP and ICMPv6.
+fn describe_sent(frame: &Frame<'_>) -> Option<Seen> {
+    let packet = SlicedPacket::from_ip(frame.data).ok()?;
+    let destination = match packet.net? {
+        NetSlice::Ipv4(v4) => IpAddr::V4(v4.header().destination_addr()),
+        NetSlice::Ipv6(v6) => IpAddr::V6(v6.header().destination_addr()),
+        _ => return None,
+    };
+    match packet.transport? {
+        TransportSlice::Tcp(tcp) => {
+            Some((destination, tcp.destination_port(), Some(tcp.slice()[13])))
+        }
+        TransportSlice::Udp(udp) => Some((destination, udp.destination_port(), None)),
+        TransportSlice::Icmpv4(icmp) => Some((destination, u16::from(icmp.type_u8()), None)),
+        TransportSlice::Icmpv6(icmp) => Some((destination, u16::from(icmp.type_u8()), None)),
+        _ => None,
+    }
 }
 
 fn now_micros() -> u64 {
@@ -295,7 +338,7 @@ fn probes_arrive_and_ordinary_tcp_is_dropped_in_the_kernel() {
     }
     ns.send(packets);
 
-    let seen = collect(&mut capture, expected.len());
+    let (seen, mut sent) = collect_both(&mut capture, expected.len(), 0);
     let victim_ifindex = ns.victim_ifindex();
     let after = now_micros();
     let got: BTreeSet<Seen> = seen.iter().map(|(s, _, _)| *s).collect();
@@ -312,11 +355,26 @@ fn probes_arrive_and_ordinary_tcp_is_dropped_in_the_kernel() {
             "kernel timestamp {at:?} outside [{before}, {after}]"
         );
     }
+    sent.extend(collect_outgoing(&mut capture, 0));
     let stats = capture.stats().unwrap();
-    // The kernel counts only what the filter passed: the probes (plus possibly none else).
-    assert_eq!(stats.received, expected.len() as u64, "{stats:?}");
+    // The kernel counts only what the filter passed: the probes, and those of the victim's
+    // answers the filter keeps: resets and ICMP / ICMPv6 unreachable, never anything else.
+    // (Which probes the victim's stack answers is its business: the crafted TCP segments
+    // carry a checksum computed before their flags were set, and ICMP errors are
+    // rate-limited.)
+    for answer in &sent {
+        let reset = answer.2.is_some_and(|flags| flags & RST != 0);
+        let unreachable = *answer == (a4, 3, None) || *answer == (a6, 1, None);
+        assert!(reset || unreachable, "{answer:?} in {sent:?}");
+    }
+    assert_eq!(stats.outgoing, sent.len() as u64, "{stats:?}");
+    assert_eq!(
+        stats.received,
+        expected.len() as u64 + stats.outgoing,
+        "{stats:?}"
+    );
     assert_eq!(stats.dropped, 0);
-    assert_eq!(stats.delivered, expected.len() as u64);
+    assert_eq!(stats.delivered, expected.len() as u64 + stats.outgoing);
     assert_eq!(stats.not_for_host, 0);
 }
 
@@ -374,22 +432,28 @@ fn a_real_connection_shows_only_its_syn() {
         stream.read_exact(&mut buf).unwrap();
         stream.write_all(&buf).unwrap();
     });
-    Namespaces::run_in(&ns.attacker, || {
+    let client_port = Namespaces::run_in(&ns.attacker, || {
         let mut stream = TcpStream::connect(SocketAddr::from((VICTIM4, 8080))).unwrap();
         let data = vec![7u8; 256 * 1024];
         stream.write_all(&data).unwrap();
         let mut back = vec![0u8; 256 * 1024];
         stream.read_exact(&mut back).unwrap();
         assert_eq!(back, data);
+        stream.local_addr().unwrap().port()
     });
     server.join().unwrap();
-    let seen: Vec<Seen> = collect(&mut capture, 1)
-        .into_iter()
-        .map(|(s, _, _)| s)
-        .collect();
+    let (seen, sent) = collect_both(&mut capture, 1, 1);
+    let seen: Vec<Seen> = seen.into_iter().map(|(s, _, _)| s).collect();
     assert_eq!(seen, vec![(IpAddr::V4(ATTACKER4), 8080, Some(SYN))]);
+    // Of the victim's side, only its answer: the SYN-ACK (data, ACKs and FINs stay in the
+    // kernel both ways).
+    assert_eq!(
+        sent,
+        vec![(IpAddr::V4(ATTACKER4), client_port, Some(SYN | ACK))]
+    );
     let stats = capture.stats().unwrap();
-    assert_eq!(stats.received, 1, "{stats:?}");
+    assert_eq!(stats.received, 2, "{stats:?}");
+    assert_eq!(stats.outgoing, 1, "{stats:?}");
 }
 
 #[test]
@@ -418,16 +482,34 @@ fn binding_to_an_interface_limits_the_capture() {
     );
 
     // A connect to a closed loopback port inside the victim namespace: the lo capture sees
-    // the SYN once (incoming copy; the outgoing copy and the RST are dropped).
-    Namespaces::run_in(&ns.victim, || {
-        let refused = TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, 5002)));
-        assert!(refused.is_err());
+    // the SYN once as a probe (the incoming copy; the incoming RST is dropped), and both
+    // outgoing copies: the SYN that opens the host's own flow and its RST answer.
+    let (client_port, refused) = Namespaces::run_in(&ns.victim, || {
+        let socket = socket2::Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket
+            .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+            .unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        let refused = socket.connect(&SocketAddr::from((Ipv4Addr::LOCALHOST, 5002)).into());
+        (port, refused)
     });
-    let batch = on_lo.recv_batch(Duration::from_secs(2)).unwrap();
-    let frames: Vec<Seen> = batch.iter().filter_map(|f| describe(&f)).collect();
+    assert!(refused.is_err());
+    let (mut frames, mut sent) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (frames.is_empty() || sent.len() < 2) && Instant::now() < deadline {
+        let batch = on_lo.recv_batch(Duration::from_millis(200)).unwrap();
+        for frame in batch.iter() {
+            match frame.direction {
+                Direction::Incoming => frames.extend(describe(&frame)),
+                Direction::Outgoing => sent.extend(describe_sent(&frame)),
+            }
+        }
+    }
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    assert_eq!(frames, vec![(lo, 5002, Some(SYN))]);
     assert_eq!(
-        frames,
-        vec![(IpAddr::V4(Ipv4Addr::LOCALHOST), 5002, Some(SYN))]
+        sent,
+        vec![(lo, 5002, Some(SYN)), (lo, client_port, Some(RST | ACK))]
     );
     assert!(
         on_veth
@@ -510,4 +592,69 @@ fn own_addresses_and_gateways_inside_a_namespace() {
     }
     assert!(!own.contains(&IpAddr::V4(ATTACKER4)));
     assert_eq!(gateways, vec![IpAddr::V4(ATTACKER4), IpAddr::V6(ATTACKER6)]);
+}
+
+#[test]
+fn only_answers_from_monitored_ports_leave_the_kernel() {
+    let Some(ns) = Namespaces::create("only_answers_from_monitored_ports_leave_the_kernel") else {
+        return;
+    };
+    let outgoing = bpf::Outgoing::FromPorts {
+        tcp: PortSet::parse("5555,8080").unwrap(),
+        udp: PortSet::parse("7000-7009").unwrap(),
+    };
+    let mut capture = ns
+        .open_capture(CaptureOptions::new().outgoing(outgoing.clone()))
+        .unwrap();
+    assert_eq!(capture.filter().outgoing, outgoing);
+    let listener = Namespaces::run_in(&ns.victim, || {
+        TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 8080))).unwrap()
+    });
+    let mut expected: BTreeSet<(IpAddr, Option<u8>)> = BTreeSet::new();
+    for (victim, attacker) in [
+        (IpAddr::V4(VICTIM4), IpAddr::V4(ATTACKER4)),
+        (IpAddr::V6(VICTIM6), IpAddr::V6(ATTACKER6)),
+    ] {
+        Namespaces::run_in(&ns.attacker, move || {
+            // Open (SYN-ACK kept), closed monitored (RST kept), closed unmonitored (dropped).
+            drop(TcpStream::connect(SocketAddr::new(victim, 8080)).unwrap());
+            assert!(TcpStream::connect(SocketAddr::new(victim, 5555)).is_err());
+            assert!(TcpStream::connect(SocketAddr::new(victim, 6666)).is_err());
+        });
+        drop(listener.accept().unwrap());
+        Namespaces::run_in(&ns.victim, move || {
+            // The victim's own datagrams: from a monitored port (kept) and another (dropped).
+            for port in [7005, 7010] {
+                let socket = std::net::UdpSocket::bind(SocketAddr::new(victim, port)).unwrap();
+                socket
+                    .send_to(b"query", SocketAddr::new(attacker, 53))
+                    .unwrap();
+            }
+        });
+        expected.insert((attacker, Some(SYN | ACK)));
+        expected.insert((attacker, Some(RST | ACK)));
+        expected.insert((attacker, None));
+    }
+    let sent = collect_outgoing(&mut capture, 6);
+    let got: BTreeSet<(IpAddr, Option<u8>)> = sent.iter().map(|s| (s.0, s.2)).collect();
+    assert_eq!(got, expected, "{sent:?}");
+    // Exactly one SYN-ACK, one RST and one datagram per family: the RST from 6666, the
+    // datagram from 7010 and every ACK, FIN and data segment stayed in the kernel.
+    assert_eq!(sent.len(), 6, "{sent:?}");
+    let udp: Vec<u16> = sent.iter().filter(|s| s.2.is_none()).map(|s| s.1).collect();
+    assert_eq!(udp, [53, 53]);
+
+    // The filter is swapped on the open socket: now nothing of the victim's own.
+    capture
+        .set_filter(bpf::Filter {
+            variant: bpf::Variant::Probes,
+            outgoing: bpf::Outgoing::Nothing,
+        })
+        .unwrap();
+    Namespaces::run_in(&ns.attacker, || {
+        assert!(TcpStream::connect(SocketAddr::from((VICTIM4, 5555))).is_err());
+    });
+    let (seen, sent) = collect_both(&mut capture, 1, 0);
+    assert_eq!(sent, []);
+    assert_eq!(seen.len(), 1, "{seen:?}");
 }

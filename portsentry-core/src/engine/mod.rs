@@ -54,8 +54,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::block_table::{BlockRecord, parse_records};
-use crate::capture::{CaptureError, CaptureStats, now};
-use crate::classify::{LinkType, SkipCounts, classify};
+use crate::capture::{CaptureError, CaptureStats, Direction, now};
+use crate::classify::{LinkType, Skip, SkipCounts, classify};
 use crate::config::Config;
 use crate::connect::{ConnectError, Contact};
 use crate::detector::{BlockError, Detector, DetectorError, DetectorStats};
@@ -388,6 +388,10 @@ impl Engine {
         let mut frames = 0;
         for frame in batch.iter() {
             frames += 1;
+            if frame.direction == Direction::Outgoing {
+                skips.record(Skip::Outgoing);
+                continue;
+            }
             match classify(frame.at, LinkType::CookedL3, frame.data) {
                 Ok(probe) => {
                     let event = detector.observe(&probe);
