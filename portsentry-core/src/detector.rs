@@ -51,6 +51,7 @@ use crate::event::{Alert, Event, Release};
 use crate::hash::HashSeed;
 use crate::mode::Mode;
 use crate::never_block::NeverBlock;
+use crate::port_state::PortState;
 use crate::ports::PortSet;
 use crate::probe::{Probe, Protocol, ScanKind, Timestamp};
 use crate::tracker::{Observation, Tracker, TrackerError, TrackerStats};
@@ -402,6 +403,7 @@ impl Detector {
                     mode,
                     distinct_ports,
                     response,
+                    port_state: PortState::Unknown,
                 })
             }
         }

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use crate::config::BlockMode;
 use crate::mode::Mode;
+use crate::port_state::PortState;
 use crate::probe::{Probe, Timestamp};
 
 /// Why a probe's source is never counted or blocked.
@@ -50,6 +51,9 @@ pub struct Alert {
     pub distinct_ports: u32,
     /// What the configuration says to do (`BLOCK_TCP`/`BLOCK_UDP`).
     pub response: BlockMode,
+    /// What the scanner learned about the port of `probe` from the host's answer
+    /// ([`PortState::Unknown`] until [`HostAnswers`](crate::answers::HostAnswers) heard it).
+    pub port_state: PortState,
 }
 
 /// A block expired (`BLOCK_TIMEOUT`): release actions should run.

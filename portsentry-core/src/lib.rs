@@ -84,8 +84,11 @@ pub mod ports;
 
 pub use config::{BlockMode, Config, HistoryFormat};
 pub use ports::PortSet;
+pub mod answers;
 pub mod event;
 pub mod mode;
+pub mod port_state;
+pub use port_state::PortState;
 
 pub use event::{Alert, Event, IgnoreReason, Release};
 pub use mode::Mode;

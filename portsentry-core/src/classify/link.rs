@@ -149,8 +149,32 @@ const AF_INET: u32 = 2;
 /// `AF_INET6` on Linux, NetBSD/OpenBSD, FreeBSD/DragonFly and macOS.
 const AF_INET6_VALUES: [u32; 4] = [10, 24, 28, 30];
 
-/// Removes the link header of `frame` and returns the IP packet it carries.
+/// Removes the link header of `frame` and returns the IP packet it carries; a frame the
+/// capturing host sent (cooked captures say so) is [`Skip::Outgoing`].
 pub(super) fn network_layer(link: LinkType, frame: &[u8]) -> Result<NetworkLayer<'_>, Skip> {
+    network_layer_of(link, frame, Direction::Received)
+}
+
+/// As [`network_layer`], for a frame the capturing host sent: the packet type of a cooked
+/// capture is not looked at.
+pub(super) fn network_layer_sent(link: LinkType, frame: &[u8]) -> Result<NetworkLayer<'_>, Skip> {
+    network_layer_of(link, frame, Direction::Sent)
+}
+
+/// Which frames [`network_layer_of`] is asked about.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Received,
+    Sent,
+}
+
+fn network_layer_of(
+    link: LinkType,
+    frame: &[u8],
+    direction: Direction,
+) -> Result<NetworkLayer<'_>, Skip> {
+    let outgoing =
+        |packet_type: u16| packet_type == PACKET_OUTGOING && direction == Direction::Received;
     match link {
         LinkType::Ethernet => {
             let ethertype = read_u16(frame, 12).ok_or(Skip::Truncated)?;
@@ -163,7 +187,7 @@ pub(super) fn network_layer(link: LinkType, frame: &[u8]) -> Result<NetworkLayer
         LinkType::LinuxSll => {
             let packet_type = read_u16(frame, 0).ok_or(Skip::Truncated)?;
             let protocol = read_u16(frame, 14).ok_or(Skip::Truncated)?;
-            if packet_type == PACKET_OUTGOING {
+            if outgoing(packet_type) {
                 return Err(Skip::Outgoing);
             }
             from_ethertype(protocol, rest(frame, SLL_HEADER_LEN))
@@ -174,7 +198,7 @@ pub(super) fn network_layer(link: LinkType, frame: &[u8]) -> Result<NetworkLayer
             }
             let protocol = read_u16(frame, 0).ok_or(Skip::Truncated)?;
             let packet_type = frame.get(10).copied().ok_or(Skip::Truncated)?;
-            if u16::from(packet_type) == PACKET_OUTGOING {
+            if outgoing(u16::from(packet_type)) {
                 return Err(Skip::Outgoing);
             }
             from_ethertype(protocol, rest(frame, SLL2_HEADER_LEN))

@@ -35,10 +35,12 @@
 mod fast;
 mod ip;
 mod link;
+mod sent;
 mod skip;
 mod transport;
 
 pub use link::LinkType;
+pub use sent::{Sent, SentKind, classify_sent};
 pub use skip::{Skip, SkipCounts};
 
 use crate::probe::{Probe, Timestamp};

@@ -31,13 +31,18 @@ pub enum Skip {
     /// Ordinary traffic of a connection: SYN+ACK, an ACK carrying data, PSH+ACK, and every
     /// other combination with ACK except a bare ACK and FIN+ACK without data.
     Established,
-    /// A frame this host sent (Linux cooked capture packet type "outgoing").
+    /// A frame this host sent (Linux cooked capture packet type "outgoing", live capture's
+    /// `PACKET_OUTGOING`, or a replay's own address as source): an answer or a flow of the
+    /// host's own, read by [`HostAnswers`](crate::answers::HostAnswers), never a probe.
     Outgoing,
+    /// A datagram or segment answering one of the host's own recent outbound flows (same
+    /// peer address and port, same local port): a reply, not a probe.
+    Reply,
 }
 
 impl Skip {
     /// How many reasons there are (the length of [`Skip::ALL`]).
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
 
     /// Every reason, in the order of [`Skip::index`].
     pub const ALL: [Self; Self::COUNT] = [
@@ -50,6 +55,7 @@ impl Skip {
         Self::Reset,
         Self::Established,
         Self::Outgoing,
+        Self::Reply,
     ];
 
     /// A dense index in `0..Skip::COUNT`, for tables indexed by reason.
@@ -64,11 +70,13 @@ impl Skip {
             Self::Reset => 6,
             Self::Established => 7,
             Self::Outgoing => 8,
+            Self::Reply => 9,
         }
     }
 
     /// A short stable name: `truncated`, `malformed`, `not_ip`, `not_tcp_udp`,
-    /// `later_fragment`, `fragment_without_ports`, `reset`, `established`, `outgoing`.
+    /// `later_fragment`, `fragment_without_ports`, `reset`, `established`, `outgoing`,
+    /// `reply`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Truncated => "truncated",
@@ -80,6 +88,7 @@ impl Skip {
             Self::Reset => "reset",
             Self::Established => "established",
             Self::Outgoing => "outgoing",
+            Self::Reply => "reply",
         }
     }
 }

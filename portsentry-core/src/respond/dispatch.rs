@@ -43,7 +43,7 @@
 //!     kind: ScanKind::Syn,
 //!     ip_options: false,
 //! };
-//! let alert = Alert { probe, mode: Mode::StealthTcp, distinct_ports: 1, response: BlockMode::Block };
+//! let alert = Alert { probe, mode: Mode::StealthTcp, distinct_ports: 1, response: BlockMode::Block, port_state: Default::default() };
 //! assert_eq!(dispatcher.submit_alert(alert), Submitted::Queued);
 //! match dispatcher.recv_timeout(Duration::from_secs(10)) {
 //!     Some(Report::Alert(report)) => assert_eq!(report.block, BlockStatus::Blocked),

@@ -54,7 +54,7 @@ use crate::config::{Config, HistoryFormat};
 ///     kind: ScanKind::Syn,
 ///     ip_options: false,
 /// };
-/// let alert = Alert { probe, mode: Mode::StealthTcp, distinct_ports: 1, response: BlockMode::Block };
+/// let alert = Alert { probe, mode: Mode::StealthTcp, distinct_ports: 1, response: BlockMode::Block, port_state: Default::default() };
 /// assert_eq!(
 ///     classic_line(&alert, None, &TimeZone::UTC),
 ///     "1795558386 - 11/24/2026 22:13:06 Host: 203.0.113.2/203.0.113.2 Port: 11 TCP Blocked"

@@ -525,7 +525,7 @@ fn escape_into(out: &mut String, value: &str) {
 ///     kind: ScanKind::Syn,
 ///     ip_options: false,
 /// };
-/// let alert = Alert { probe, mode: Mode::StealthTcp, distinct_ports: 1, response: BlockMode::LogOnly };
+/// let alert = Alert { probe, mode: Mode::StealthTcp, distinct_ports: 1, response: BlockMode::LogOnly, port_state: Default::default() };
 /// fanout.handle_alert(&alert, None);
 /// ```
 #[derive(Debug)]

@@ -51,7 +51,7 @@
 //!     kind: ScanKind::Syn,
 //!     ip_options: false,
 //! };
-//! let alert = Alert { probe, mode: Mode::StealthTcp, distinct_ports: 1, response: BlockMode::LogOnly };
+//! let alert = Alert { probe, mode: Mode::StealthTcp, distinct_ports: 1, response: BlockMode::LogOnly, port_state: Default::default() };
 //! let report = fanout.handle_alert(&alert, None);
 //! assert_eq!(report.block, BlockStatus::NotRequested);
 //! assert!(report.responders[0].result.is_ok());
@@ -841,6 +841,7 @@ pub(crate) mod test_support {
             mode,
             distinct_ports: 1,
             response,
+            port_state: crate::PortState::Unknown,
         }
     }
 }
