@@ -14,6 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
+use portsentry_core::PortState;
 use portsentry_core::engine::EngineStatus;
 use portsentry_core::respond::{address_text, blocked_file};
 use serde_json::{Value, json};
@@ -67,6 +68,11 @@ pub(crate) fn status_json(meta: &StatusMeta, status: &EngineStatus) -> Value {
         .collect();
     let d = &status.detector;
     let q = &status.dispatch;
+    let a = &status.answers;
+    let by_state: serde_json::Map<String, Value> = PortState::ALL
+        .into_iter()
+        .map(|state| (state.as_str().to_owned(), json!(a.alerts(state))))
+        .collect();
     json!({
         "schema": STATUS_SCHEMA,
         "version": env!("CARGO_PKG_VERSION"),
@@ -92,7 +98,17 @@ pub(crate) fn status_json(meta: &StatusMeta, status: &EngineStatus) -> Value {
                 "received": c.received,
                 "dropped": c.dropped,
                 "delivered": c.delivered,
+                "outgoing": c.outgoing,
             })),
+            "alerts_by_port_state": by_state,
+            "alerts_reaching_open_ports": a.alerts(PortState::Open),
+            "answers": {
+                "host_frames": a.sent,
+                "replies_skipped": a.replies,
+                "outbound_flows": a.flows,
+                "outbound_flow_memory_bytes": a.flow_memory_bytes,
+                "alerts_waiting_for_answer": a.held,
+            },
             "capture_errors": status.capture_errors,
             "dispatch": {
                 "queued": q.queued,

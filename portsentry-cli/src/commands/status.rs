@@ -170,6 +170,32 @@ fn render(s: &Value, running: bool, now: u64) -> String {
     if !skipped.is_empty() {
         let _ = writeln!(out, "  frames skipped: {}", skipped.join(", "));
     }
+    let states: Vec<String> = c["alerts_by_port_state"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| n(v) > 0)
+        .map(|(k, v)| format!("{k} {}", n(v)))
+        .collect();
+    if !states.is_empty() {
+        let _ = writeln!(
+            out,
+            "  alerts by port state: {}; reaching an open port: {}",
+            states.join(", "),
+            n(&c["alerts_reaching_open_ports"])
+        );
+    }
+    if c["answers"].is_object() {
+        let a = &c["answers"];
+        let _ = writeln!(
+            out,
+            "  host's own frames {}, replies skipped {}, outbound flows {} ({} bytes)",
+            n(&a["host_frames"]),
+            n(&a["replies_skipped"]),
+            n(&a["outbound_flows"]),
+            n(&a["outbound_flow_memory_bytes"])
+        );
+    }
     let d = &c["dispatch"];
     let _ = writeln!(
         out,

@@ -41,6 +41,7 @@
 //! before the new ones start (the reload does not wait for them; their outcomes are recorded
 //! on later turns). A new configuration that cannot be applied leaves the old one running.
 
+mod heard;
 mod protect;
 mod sources;
 #[cfg(test)]
@@ -53,9 +54,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::answers::AnswerStats;
 use crate::block_table::{BlockRecord, parse_records};
-use crate::capture::{CaptureError, CaptureStats, Direction, now};
-use crate::classify::{LinkType, Skip, SkipCounts, classify};
+use crate::capture::{CaptureError, CaptureStats, now};
+use crate::classify::SkipCounts;
 use crate::config::Config;
 use crate::connect::{ConnectError, Contact};
 use crate::detector::{BlockError, Detector, DetectorError, DetectorStats};
@@ -214,6 +216,8 @@ pub struct EngineStatus {
     pub detector: DetectorStats,
     /// Frames the classifier skipped, per reason.
     pub skips: SkipCounts,
+    /// The host's own answers: flows, replies skipped, alerts per port state.
+    pub answers: AnswerStats,
     /// The capture's counters (kernel drops included), when a capture is open.
     pub capture: Option<CaptureStats>,
     /// Capture read errors so far.
@@ -268,6 +272,7 @@ pub struct Engine {
     contacts: Vec<Contact>,
     releases: Vec<Release>,
     skips: SkipCounts,
+    heard: heard::Heard,
     capture_totals: Option<CaptureStats>,
     capture_errors: u64,
     consecutive_capture_errors: u32,
@@ -323,6 +328,7 @@ impl Engine {
             contacts: Vec::new(),
             releases: Vec::new(),
             skips: SkipCounts::new(),
+            heard: heard::Heard::new(),
             capture_totals: None,
             capture_errors: 0,
             consecutive_capture_errors: 0,
@@ -333,6 +339,7 @@ impl Engine {
         engine.commands_enabled = commands_enabled;
         engine.restore_blocks()?;
         engine.dispatcher = Some(spawn_dispatcher(fanout, &engine.settings.config, None)?);
+        engine.refresh_filter();
         engine.report_watching();
         engine.release_due(now());
         Ok(engine)
@@ -353,6 +360,8 @@ impl Engine {
         if self.sources.connect.is_some() {
             self.serve_connect(if shared { Duration::ZERO } else { wait })?;
         }
+        self.heard
+            .submit_ready(now(), &mut self.detector, self.dispatcher.as_ref());
         self.take_reports();
         self.release_due(now());
         if self.last_refresh.elapsed() >= self.options.refresh_interval {
@@ -367,6 +376,7 @@ impl Engine {
             detector,
             dispatcher,
             skips,
+            heard,
             ..
         } = self;
         let Some(capture) = sources.capture.as_mut() else {
@@ -388,17 +398,7 @@ impl Engine {
         let mut frames = 0;
         for frame in batch.iter() {
             frames += 1;
-            if frame.direction == Direction::Outgoing {
-                skips.record(Skip::Outgoing);
-                continue;
-            }
-            match classify(frame.at, LinkType::CookedL3, frame.data) {
-                Ok(probe) => {
-                    let event = detector.observe(&probe);
-                    submit(detector, dispatcher.as_ref(), &event);
-                }
-                Err(skip) => skips.record(skip),
-            }
+            heard.frame(&frame, detector, dispatcher.as_ref(), skips);
         }
         self.consecutive_capture_errors = 0;
         if (1..FULL_BATCH).contains(&frames) {
@@ -415,7 +415,10 @@ impl Engine {
         for contact in self.contacts.drain(..) {
             let probe = contact.probe();
             let event = self.detector.observe(&probe);
-            submit(&mut self.detector, self.dispatcher.as_ref(), &event);
+            match event {
+                Event::Alert(alert) => self.heard.connect_alert(alert),
+                _ => submit(&mut self.detector, self.dispatcher.as_ref(), &event),
+            }
             let reached = matches!(event, Event::Alert(_) | Event::AlreadyAlerted(_));
             if let (true, Some(banner)) = (reached, &self.banner) {
                 // The peer may be gone already: nothing to report.
@@ -576,6 +579,7 @@ impl Engine {
                 self.detector
                     .set_listening(listening.tcp.clone(), listening.udp.clone());
                 self.listening = listening;
+                self.refresh_filter();
             }
             Ok(_) => {}
             Err(e) => self.messages.push(error_message(e.to_string())),
@@ -638,6 +642,7 @@ impl Engine {
                 "cannot reopen the capture with the new filter, keeping the old one: {e}"
             ))),
         }
+        self.refresh_filter();
         self.refresh();
         self.report_watching();
         self.write_blocked_file();
@@ -670,6 +675,7 @@ impl Engine {
             blocks: self.detector.blocks().copied().collect(),
             detector: self.detector.stats(),
             skips: self.skips,
+            answers: self.heard.answers.stats(),
             capture: self.capture_totals,
             capture_errors: self.capture_errors,
             dispatch: self
@@ -710,6 +716,8 @@ impl Engine {
     /// Stops: the responder thread finishes every queued job, their outcomes are recorded
     /// and the `BLOCKED_FILE` is written. Returns the final status and the last messages.
     pub fn shutdown(mut self) -> (EngineStatus, Vec<Message>) {
+        self.heard
+            .flush(now(), &mut self.detector, self.dispatcher.as_ref());
         for d in std::mem::take(&mut self.retiring) {
             let (_, reports) = d.shutdown();
             self.handle_reports(reports);
@@ -863,6 +871,19 @@ impl Engine {
         {
             self.messages
                 .push(error_message(format!("cannot write the block table: {e}")));
+        }
+    }
+
+    /// Compiles the monitored ports into the capture filter (start, reload, listening ports
+    /// changed); a refusal is reported and the old filter stays.
+    fn refresh_filter(&mut self) {
+        let ack_family = self.settings.config.detect_ack_scans;
+        if let Some(capture) = self.sources.capture.as_mut()
+            && let Err(e) = heard::refresh_filter(capture, &self.detector, ack_family)
+        {
+            self.messages.push(error_message(format!(
+                "cannot attach the capture filter for the monitored ports, keeping the old one: {e}"
+            )));
         }
     }
 

@@ -24,7 +24,7 @@
 //!
 //! | `event` | further keys |
 //! |---|---|
-//! | `alert` | `src_ip`, `src_name`, `dst_ip`, `dst_port`, `protocol` (`tcp`/`udp`), `scan_type` (`syn`, `fin`, `null`, `xmas`, `maimon`, `ack`, `other`, `fragment`, `udp`, `connect`), `tcp_flags` (e.g. `"FIN|SYN"` for `other`, else `null`), `mode` (`tcp`…`audp`), `ip_options` (bool), `distinct_ports`, `response` (`log_only`, `block`, `run_command`), `block` (`not_requested`, `blocked`, `failed`), `steps` |
+//! | `alert` | `src_ip`, `src_name`, `dst_ip`, `dst_port`, `protocol` (`tcp`/`udp`), `scan_type` (`syn`, `fin`, `null`, `xmas`, `maimon`, `ack`, `other`, `fragment`, `udp`, `connect`), `tcp_flags` (e.g. `"FIN|SYN"` for `other`, else `null`), `mode` (`tcp`…`audp`), `ip_options` (bool), `distinct_ports`, `response` (`log_only`, `block`, `run_command`), `block` (`not_requested`, `blocked`, `failed`), `steps`, `port_state` (`closed`, `open`, `unreachable`, `filtered`, `unknown`: what the host's answer told the scanner), `reached_open_port` (bool: the scanner reached a port that answered, worth a look) |
 //! | `released` | `src_ip`, `src_name`, `blocked_at` (RFC 3339), `steps` |
 //! | `ignored` | `src_ip`, `src_name`, `dst_ip`, `dst_port`, `protocol`, `scan_type`, `reason` (`ignore_file`, `own_address`, `gateway`, `resolver`, `loopback`) |
 //! | `already_blocked` | `src_ip`, `src_name`, `dst_ip`, `dst_port`, `protocol`, `scan_type` |
@@ -45,6 +45,7 @@ use super::{
 };
 use crate::config::BlockMode;
 use crate::mode::Mode;
+use crate::port_state::PortState;
 use crate::probe::{Probe, ScanKind, TcpFlags};
 
 /// The JSON schema version written in every JSON line.
@@ -411,6 +412,8 @@ pub fn alert_json(ctx: &AlertContext<'_>) -> String {
     );
     j.str("block", ctx.block.as_str());
     j.steps(ctx.steps);
+    j.str("port_state", alert.port_state.as_str());
+    j.bool("reached_open_port", alert.port_state == PortState::Open);
     j.finish()
 }
 
@@ -811,6 +814,39 @@ mod tests {
         assert_eq!(v["steps"][2]["ok"], false);
         assert_eq!(v["steps"][2]["error"], "command failed\nsecond line");
         assert_eq!(v["steps"][0]["error"], serde_json::Value::Null);
+        assert_eq!(v["port_state"], "unknown");
+        assert_eq!(v["reached_open_port"], false);
+    }
+
+    #[test]
+    fn json_alert_port_state_and_open_port_word_classic_unchanged() {
+        let mut a = alert("203.0.113.1", 79, Mode::StealthTcp, BlockMode::LogOnly);
+        let st = steps();
+        let context = |a: &crate::event::Alert| -> Vec<Vec<String>> {
+            let c = AlertContext {
+                alert: a,
+                host_name: None,
+                block: BlockStatus::NotRequested,
+                steps: &st,
+            };
+            [LogStyle::Json, LogStyle::Classic, LogStyle::V2]
+                .into_iter()
+                .map(|style| alert_lines(style, &c))
+                .collect()
+        };
+        let unknown = context(&a);
+        for state in PortState::ALL {
+            a.port_state = state;
+            let lines = context(&a);
+            let v: serde_json::Value = serde_json::from_str(&lines[0][0]).unwrap();
+            assert_eq!(v["port_state"], state.as_str());
+            assert_eq!(v["reached_open_port"], state == PortState::Open);
+            assert_eq!(
+                lines[1..],
+                unknown[1..],
+                "classic and v2 lines do not change"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,131 @@
+//! The engine's hook for the host's own answers ([`HostAnswers`]): frames the host sent,
+//! replies skipped, alerts held for their port state, and the capture filter's port sets.
+
+use crate::answers::HostAnswers;
+use crate::capture::bpf::{Filter, Outgoing};
+use crate::capture::{Capture, CaptureError, Direction, Frame};
+use crate::classify::{LinkType, Skip, SkipCounts, classify, classify_sent};
+use crate::detector::Detector;
+use crate::event::{Alert, Event};
+use crate::mode::Mode;
+use crate::port_state::PortState;
+use crate::ports::PortSet;
+use crate::probe::{Protocol, Timestamp};
+use crate::respond::dispatch::Dispatcher;
+
+/// What the engine keeps of the host's own answers.
+#[derive(Debug)]
+pub(super) struct Heard {
+    pub(super) answers: HostAnswers,
+    /// Alerts whose port state is decided, waiting to be submitted.
+    ready: Vec<Alert>,
+}
+
+impl Heard {
+    pub(super) fn new() -> Self {
+        Self {
+            answers: HostAnswers::new(crate::hash::HashSeed::random()),
+            ready: Vec::new(),
+        }
+    }
+
+    /// Handles one captured frame: the host's own frames feed the answers, received ones
+    /// are classified, replies skipped, the rest observed; an alert is held for its answer.
+    pub(super) fn frame(
+        &mut self,
+        frame: &Frame<'_>,
+        detector: &mut Detector,
+        dispatcher: Option<&Dispatcher>,
+        skips: &mut SkipCounts,
+    ) {
+        if frame.direction == Direction::Outgoing {
+            skips.record(Skip::Outgoing);
+            if let Ok(sent) = classify_sent(frame.at, LinkType::CookedL3, frame.data) {
+                self.answers.sent(&sent, &mut self.ready);
+            }
+            return;
+        }
+        match classify(frame.at, LinkType::CookedL3, frame.data) {
+            Ok(probe) => {
+                if self.answers.is_reply(&probe) {
+                    skips.record(Skip::Reply);
+                    return;
+                }
+                match detector.observe(&probe) {
+                    Event::Alert(alert) => self.answers.hold(alert, &mut self.ready),
+                    event => super::submit(detector, dispatcher, &event),
+                }
+            }
+            Err(skip) => skips.record(skip),
+        }
+    }
+
+    /// A connect-mode alert: a TCP handshake completed on portsentry's own socket (open);
+    /// a datagram got no answer the host's stack would have sent (unknown).
+    pub(super) fn connect_alert(&mut self, mut alert: Alert) {
+        if alert.probe.protocol == Protocol::Tcp {
+            alert.port_state = PortState::Open;
+        }
+        self.answers.pass(alert, &mut self.ready);
+    }
+
+    /// Submits the alerts whose answer came, and those whose wait is over at `now`.
+    pub(super) fn submit_ready(
+        &mut self,
+        now: Timestamp,
+        detector: &mut Detector,
+        dispatcher: Option<&Dispatcher>,
+    ) {
+        self.answers.due(now, &mut self.ready);
+        for alert in self.ready.drain(..) {
+            super::submit(detector, dispatcher, &Event::Alert(alert));
+        }
+    }
+
+    /// Submits every held alert (shutdown).
+    pub(super) fn flush(
+        &mut self,
+        now: Timestamp,
+        detector: &mut Detector,
+        dispatcher: Option<&Dispatcher>,
+    ) {
+        self.answers.flush(now, &mut self.ready);
+        self.submit_ready(now, detector, dispatcher);
+    }
+}
+
+/// The capture filter for the detector's monitored ports: the host's answers and flows are
+/// kept only from the ports some active mode monitors.
+pub(super) fn filter_for(detector: &Detector, ack_family: bool) -> Filter {
+    let union = |modes: &[Mode]| {
+        let mut set = PortSet::new();
+        for &mode in modes {
+            if let Some(ports) = detector.monitored_ports(mode) {
+                for (first, last) in ports.ranges() {
+                    set.insert_range(first, last);
+                }
+            }
+        }
+        set
+    };
+    Filter {
+        variant: if ack_family {
+            crate::capture::bpf::Variant::WithAckFamily
+        } else {
+            crate::capture::bpf::Variant::Probes
+        },
+        outgoing: Outgoing::FromPorts {
+            tcp: union(&[Mode::StealthTcp, Mode::AdvancedTcp]),
+            udp: union(&[Mode::StealthUdp, Mode::AdvancedUdp]),
+        },
+    }
+}
+
+/// Puts the filter for the detector's monitored ports on `capture` (no-op when unchanged).
+pub(super) fn refresh_filter(
+    capture: &mut Capture,
+    detector: &Detector,
+    ack_family: bool,
+) -> Result<(), CaptureError> {
+    capture.set_filter(filter_for(detector, ack_family))
+}
