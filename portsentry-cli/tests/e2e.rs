@@ -734,3 +734,225 @@ fn no_arguments_run_the_built_in_default_and_print_alerts() {
     assert!(daemon.stop().success(), "{}", daemon.output());
     assert!(daemon.output().contains("PortSentry is shutting down"));
 }
+
+impl Lab {
+    /// Runs `script` with python3 in the victim (`true`) or attacker namespace; fails the
+    /// test when it fails. Bounded: the scripts themselves time out within seconds.
+    fn python(&self, in_victim: bool, script: &str) {
+        let netns = if in_victim {
+            &self.victim
+        } else {
+            &self.attacker
+        };
+        let out = Self::in_netns(netns, "timeout")
+            .args(["20", "python3", "-c", script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "python3 failed: {script}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A UDP echo server on `port` of the attacker namespace (IPv4 and IPv6).
+    fn udp_echo(&self, port: u16) -> Service {
+        let script = format!(
+            "import socket\n\
+             s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n\
+             s.bind(('::', {port}))\n\
+             while True:\n    d, a = s.recvfrom(2048)\n    s.sendto(d, a)\n"
+        );
+        let child = Self::in_netns(&self.attacker, "python3")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Service(child)
+    }
+
+    /// Runs `body` in the victim namespace after binding a socket `s` of `kind` (`DGRAM`,
+    /// `STREAM`) to `local`:`local_port`, in the address family of `server`.
+    fn victim_socket(&self, kind: &str, local: &str, local_port: u16, server: &str, body: &str) {
+        let family = if server.contains(':') {
+            "AF_INET6"
+        } else {
+            "AF_INET"
+        };
+        self.python(
+            true,
+            &format!(
+                "import socket\n\
+                 s = socket.socket(socket.{family}, socket.SOCK_{kind})\n\
+                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                 s.bind(('{local}', {local_port}))\n{body}"
+            ),
+        );
+    }
+
+    /// The victim's own UDP query from `local_port` to `server`:`port`, retried until the
+    /// answer comes (5 s at most).
+    fn victim_udp_query(&self, local: &str, local_port: u16, server: &str, port: u16) {
+        let body = format!(
+            "s.settimeout(0.5)\n\
+             for _ in range(10):\n    s.sendto(b'query', ('{server}', {port}))\n    \
+             try:\n        s.recvfrom(100)\n        break\n    \
+             except socket.timeout:\n        pass\n\
+             else:\n    raise SystemExit('no answer')\n"
+        );
+        self.victim_socket("DGRAM", local, local_port, server, &body);
+    }
+
+    /// The victim's own HTTP request from `local_port` to `server`:`port`, read to the end.
+    fn victim_tcp_request(&self, local: &str, local_port: u16, server: &str, port: u16) {
+        let body = format!(
+            "s.settimeout(5)\n\
+             s.connect(('{server}', {port}))\n\
+             s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n\
+             got = b''\n\
+             while True:\n    b = s.recv(4096)\n    if not b:\n        break\n    got += b\n\
+             assert got.startswith(b'HTTP/1.0 200'), got[:40]\n"
+        );
+        self.victim_socket("STREAM", local, local_port, server, &body);
+    }
+
+    fn victim_nft(&self, command: &str) {
+        let status = self.victim_cmd("nft").arg(command).status().unwrap();
+        assert!(status.success(), "nft {command} failed");
+    }
+}
+
+/// The JSON alert lines of `output` after its first `since` bytes.
+fn json_alerts(output: &str, since: usize) -> Vec<serde_json::Value> {
+    output
+        .get(since..)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v["event"] == "alert")
+        .collect()
+}
+
+#[test]
+fn the_hosts_own_answers_raise_no_alarm_and_scans_after_them_are_still_caught() {
+    let Some(lab) = Lab::create("the_hosts_own_answers_raise_no_alarm") else {
+        return;
+    };
+    // Servers in the attacker namespace answer the victim's own traffic.
+    let _http = lab.service(false, 8081);
+    let _echo = lab.udp_echo(7);
+    let runs: [(&[&str], &str); 2] = [
+        (&["-stcp", "-sudp"], ""),
+        (
+            &["-atcp", "-audp"],
+            "ADVANCED_PORTS_TCP=\"40000\"\nADVANCED_PORTS_UDP=\"40000\"\n",
+        ),
+    ];
+    for (modes, extra) in runs {
+        // Debian's lists overlap Linux's ephemeral range (32770-32774); DETECT_ACK_SCANS makes
+        // every ACK of the server's answer a probe of a monitored port on the old code.
+        let config = lab.write_config(&lab.config_text(
+            "1,79,32771",
+            "9,69,32772",
+            &format!(
+                "BLOCK_TCP=\"0\"\nBLOCK_UDP=\"0\"\nDETECT_ACK_SCANS=\"1\"\nSCAN_TRIGGER=\"0\"\n{extra}"
+            ),
+        ));
+        let mut args = vec!["--log-format", "json"];
+        args.extend_from_slice(modes);
+        let mut daemon = Daemon::start(&lab, &config, &args);
+        let before = daemon.output().len();
+        for (victim, server) in [(VICTIM4, ATTACKER4), (VICTIM6, ATTACKER6)] {
+            lab.victim_udp_query(victim, 32772, server, 7);
+            lab.victim_tcp_request(victim, 32771, server, 8081);
+        }
+        // Whatever the daemon would say about the answers, it says within a moment.
+        std::thread::sleep(Duration::from_millis(1500));
+        let output = daemon.output();
+        assert_eq!(
+            json_alerts(&output, before),
+            Vec::<serde_json::Value>::new(),
+            "{modes:?}: the answers to the victim's own traffic were alerted:\n{output}"
+        );
+        let (code, status) = lab.cli(&["status", "--json"]);
+        assert_eq!(code, Some(0), "{status}");
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        let replies = status["counters"]["skipped"]["reply"].as_u64().unwrap_or(0);
+        assert!(
+            replies >= 4,
+            "{modes:?}: replies skipped {replies}: {status}"
+        );
+
+        // The same peer scanning right after is still caught, on both protocols.
+        for (scan, port, target) in [("-sU", "9", VICTIM4), ("-sS", "79", VICTIM6)] {
+            let since = daemon.output().len();
+            lab.nmap(scan, port, target);
+            let source = if target.contains(':') {
+                ATTACKER6
+            } else {
+                ATTACKER4
+            };
+            daemon.expect_since(since, &format!("\"src_ip\":\"{source}\""));
+            let alerts = json_alerts(&daemon.output(), since);
+            assert_eq!(alerts.len(), 1, "{modes:?} {scan}: {alerts:?}");
+            assert_eq!(alerts[0]["dst_port"], port.parse::<u64>().unwrap());
+        }
+        assert!(daemon.stop().success(), "{}", daemon.output());
+    }
+}
+
+#[test]
+fn alerts_carry_the_port_state_the_scanner_saw() {
+    let Some(lab) = Lab::create("alerts_carry_the_port_state_the_scanner_saw") else {
+        return;
+    };
+    // Port 79 is monitored and has no listener, but the victim forwards it to a real
+    // service on 8080: the scanner finds it open. Port 111 is dropped by the victim's own
+    // firewall; port 1 is closed.
+    let _service = lab.service(true, 8080);
+    lab.victim_nft("add table ip pse2enat");
+    lab.victim_nft("add chain ip pse2enat pre { type nat hook prerouting priority -100; }");
+    lab.victim_nft("add rule ip pse2enat pre tcp dport 79 redirect to :8080");
+    lab.victim_nft("add chain inet pse2e input { type filter hook input priority 0; }");
+    lab.victim_nft("add rule inet pse2e input tcp dport 111 drop");
+    let config = lab.write_config(&lab.config_text(
+        "1,79,111",
+        "9,69",
+        "BLOCK_TCP=\"0\"\nBLOCK_UDP=\"0\"\nSCAN_TRIGGER=\"0\"\nSCAN_WINDOW=\"1\"\n",
+    ));
+    let mut daemon = Daemon::start(&lab, &config, &["--log-format", "json", "-stcp", "-sudp"]);
+    let cases = [
+        ("-sS", "79", VICTIM4, "open"),
+        ("-sS", "1", VICTIM4, "closed"),
+        ("-sS", "1", VICTIM6, "closed"),
+        ("-sS", "111", VICTIM4, "filtered"),
+        ("-sS", "111", VICTIM6, "filtered"),
+        ("-sU", "9", VICTIM4, "unreachable"),
+    ];
+    for (scan, port, target, state) in cases {
+        // SCAN_WINDOW is 1 s: the same source alerts again after it.
+        std::thread::sleep(Duration::from_millis(1200));
+        let since = daemon.output().len();
+        lab.nmap(scan, port, target);
+        daemon.expect_since(since, "\"event\":\"alert\"");
+        let alerts = json_alerts(&daemon.output(), since);
+        assert_eq!(alerts.len(), 1, "{scan} {port} {target}: {alerts:?}");
+        assert_eq!(alerts[0]["dst_port"], port.parse::<u64>().unwrap());
+        assert_eq!(
+            alerts[0]["port_state"], state,
+            "{scan} {port} {target}: {}",
+            alerts[0]
+        );
+        assert_eq!(alerts[0]["reached_open_port"], state == "open");
+    }
+    let (code, status) = lab.cli(&["status", "--json"]);
+    assert_eq!(code, Some(0), "{status}");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let counters = &status["counters"];
+    assert_eq!(counters["alerts_reaching_open_ports"], 1, "{status}");
+    assert_eq!(counters["alerts_by_port_state"]["closed"], 2, "{status}");
+    assert_eq!(counters["alerts_by_port_state"]["filtered"], 2, "{status}");
+    assert!(daemon.stop().success(), "{}", daemon.output());
+}
