@@ -956,3 +956,38 @@ fn alerts_carry_the_port_state_the_scanner_saw() {
     assert_eq!(counters["alerts_by_port_state"]["filtered"], 2, "{status}");
     assert!(daemon.stop().success(), "{}", daemon.output());
 }
+
+#[test]
+fn trw_trigger_catches_a_live_scan_after_its_failed_first_contacts() {
+    let Some(lab) = Lab::create("trw_trigger_catches_a_live_scan") else {
+        return;
+    };
+    let _service = lab.service(true, 8080);
+    let ports = "1,7,9,11,15,79,111,119,143,8080";
+    for (settings, range) in [
+        ("SCAN_TRIGGER_MODE=\"trw\"\n", 4..=6u64),
+        ("SCAN_TRIGGER_MODE=\"count\"\nSCAN_TRIGGER=\"3\"\n", 3..=3),
+    ] {
+        let config = lab.write_config(&lab.config_text(
+            ports,
+            "9",
+            &format!("BLOCK_TCP=\"0\"\nBLOCK_UDP=\"0\"\n{settings}"),
+        ));
+        let mut daemon = Daemon::start(&lab, &config, &["--log-format", "json", "-stcp"]);
+        // A client of the real service is no scanner.
+        for _ in 0..3 {
+            lab.http_get(false, VICTIM4, 8080);
+        }
+        let since = daemon.output().len();
+        lab.nmap("-sS", ports, VICTIM4);
+        daemon.expect_since(since, "\"event\":\"alert\"");
+        let alerts = json_alerts(&daemon.output(), 0);
+        assert_eq!(alerts.len(), 1, "{settings}: {alerts:?}");
+        let distinct = alerts[0]["distinct_ports"].as_u64().unwrap();
+        // The walk: four failed first contacts, one more for each open port met before.
+        assert!(range.contains(&distinct), "{settings}: {}", alerts[0]);
+        assert_eq!(alerts[0]["port_state"], "closed");
+        eprintln!("{settings:?}: alert after {distinct} distinct ports");
+        assert!(daemon.stop().success(), "{}", daemon.output());
+    }
+}

@@ -25,6 +25,10 @@
 //!    [`Event::AlreadyAlerted`] (log-only sources, failed blocks): one alert per source per
 //!    window, not one per packet. After that window its count starts again from zero.
 //!
+//!    With `SCAN_TRIGGER_MODE="trw"` the [`Trw`] walk decides instead of the count: a probe
+//!    of a monitored port is a failed first contact, and a SYN or datagram to a listening
+//!    port of an active capture mode (otherwise [`Event::NotMonitored`]) a successful one.
+//!
 //! # Blocks and releases
 //!
 //! The caller runs the responders for each alert and reports back with
@@ -46,7 +50,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::block_table::{BlockRecord, BlockStats, BlockTable, DEFAULT_PENDING_TIMEOUT};
-use crate::config::{BlockMode, Config};
+use crate::config::{BlockMode, Config, TriggerMode};
 use crate::event::{Alert, Event, Release};
 use crate::hash::HashSeed;
 use crate::mode::Mode;
@@ -55,6 +59,7 @@ use crate::port_state::PortState;
 use crate::ports::PortSet;
 use crate::probe::{Probe, Protocol, ScanKind, Timestamp};
 use crate::tracker::{Observation, Tracker, TrackerError, TrackerStats};
+use crate::trw::Trw;
 
 /// Why a [`Detector`] cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -264,6 +269,7 @@ impl DetectorBuilder {
                 .never_block
                 .protect_infrastructure(c.never_block_infrastructure),
             blocks: BlockTable::new(c.max_tracked_sources, self.pending_timeout),
+            trw: trw_for(c, self.seed),
             tracker,
             scan_trigger: c.scan_trigger,
             detect_ack_scans: c.detect_ack_scans,
@@ -324,6 +330,8 @@ pub struct Detector {
     listening_udp: PortSet,
     never_block: NeverBlock,
     tracker: Tracker,
+    /// The walk of `SCAN_TRIGGER_MODE="trw"`, deciding instead of the tracker's count.
+    trw: Option<Trw>,
     blocks: BlockTable,
     scan_trigger: u32,
     detect_ack_scans: bool,
@@ -357,6 +365,9 @@ impl Detector {
     /// [module docs](self)).
     pub fn observe(&mut self, probe: &Probe) -> Event {
         let Some(mode) = self.route(probe) else {
+            if self.trw.is_some() {
+                self.trw_success(probe);
+            }
             self.stats.not_monitored += 1;
             return Event::NotMonitored(*probe);
         };
@@ -371,12 +382,21 @@ impl Detector {
             self.stats.already_blocked += 1;
             return Event::AlreadyBlocked(*probe);
         }
-        match self.tracker.record(
-            probe.source,
-            probe.protocol,
-            probe.destination_port,
-            probe.at,
-        ) {
+        let observation = match self.trw.as_mut() {
+            Some(trw) => trw.failure(
+                probe.source,
+                probe.protocol,
+                probe.destination_port,
+                probe.at,
+            ),
+            None => self.tracker.record(
+                probe.source,
+                probe.protocol,
+                probe.destination_port,
+                probe.at,
+            ),
+        };
+        match observation {
             Observation::Below { distinct_ports } => {
                 self.stats.below_trigger += 1;
                 Event::BelowTrigger {
@@ -557,6 +577,30 @@ impl Detector {
         self.tracker.memory_bytes()
     }
 
+    /// A first contact with a listening port of an active capture mode, for the walk.
+    fn trw_success(&mut self, probe: &Probe) {
+        let (listening, modes) = match (probe.protocol, probe.kind) {
+            (Protocol::Tcp, ScanKind::Syn) => {
+                (&self.listening_tcp, [Mode::StealthTcp, Mode::AdvancedTcp])
+            }
+            (Protocol::Udp, _) => (&self.listening_udp, [Mode::StealthUdp, Mode::AdvancedUdp]),
+            _ => return,
+        };
+        let watched = modes.iter().any(|m| self.active.contains(m));
+        if watched
+            && listening.contains(probe.destination_port)
+            && self.never_block.check(probe.source).is_none()
+            && let Some(trw) = self.trw.as_mut()
+        {
+            trw.success(
+                probe.source,
+                probe.protocol,
+                probe.destination_port,
+                probe.at,
+            );
+        }
+    }
+
     fn rebuild_ports(&mut self) {
         let mut sets: [Option<PortSet>; 6] = Default::default();
         for &mode in &self.active {
@@ -611,6 +655,11 @@ impl Detector {
                 HashSeed::random(),
             )?;
         }
+        let trw_changed = (config.scan_trigger_mode == TriggerMode::Trw) != self.trw.is_some()
+            || config.scan_window != self.tracker.window();
+        if trw_changed || tracker_changed {
+            self.trw = trw_for(config, None);
+        }
         self.settings = PortSettings::from_config(config);
         self.scan_trigger = config.scan_trigger;
         self.detect_ack_scans = config.detect_ack_scans;
@@ -624,6 +673,12 @@ impl Detector {
         self.rebuild_ports();
         Ok(tracker_changed)
     }
+}
+
+/// The walk for `config`, when its `SCAN_TRIGGER_MODE` is `trw`.
+fn trw_for(config: &Config, seed: Option<HashSeed>) -> Option<Trw> {
+    (config.scan_trigger_mode == TriggerMode::Trw)
+        .then(|| Trw::new(config.scan_window, seed.unwrap_or_else(HashSeed::random)))
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ mod net_table;
 pub mod permissions;
 pub mod ports;
 
-pub use config::{BlockMode, Config, HistoryFormat};
+pub use config::{BlockMode, Config, HistoryFormat, TriggerMode};
 pub use ports::PortSet;
 pub mod answers;
 pub mod event;
@@ -115,6 +115,7 @@ pub mod detector;
 pub mod hash;
 pub mod never_block;
 pub mod tracker;
+pub mod trw;
 
 pub use block_table::{
     BlockFileError, BlockLineError, BlockRecord, BlockStats, BlockTable, format_records,

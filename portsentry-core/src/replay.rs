@@ -20,13 +20,20 @@
 //!   host's own addresses *when given* ([`ReplayBuilder::own_addresses`]). The addresses,
 //!   gateways and resolvers of the machine running the replay play no part: they have nothing
 //!   to do with the capture.
-//! * **The capture host.** Live capture only sees frames addressed to this host (the kernel
-//!   filter drops outgoing, broadcast and multicast frames). A capture file holds whatever
-//!   `tcpdump` saw, so when the capture host's addresses are given, the replay applies the
-//!   same filter: a probe sent *from* one of them is counted as [`Skip::Outgoing`], and a
+//! * **The capture host.** Live capture sees the frames addressed to this host, and of the
+//!   host's own frames only its answers and flow starts (see [`crate::answers`]). A capture
+//!   file holds whatever `tcpdump` saw, so when the capture host's addresses are given, the
+//!   replay does the same: a frame sent *from* one of them is counted as [`Skip::Outgoing`]
+//!   and read as the host's own ([`classify_sent`]: its flows make the replies to them
+//!   [`Skip::Reply`], its answers give each alert its [`PortState`](crate::PortState)); a
 //!   probe *to* an address that is not one of them is counted in
 //!   [`ReplaySummary::not_to_host`]; neither reaches the detector. Without own addresses
-//!   every probe reaches the detector.
+//!   every probe reaches the detector and alerts carry the port state `unknown`.
+//! * **Alerts wait for the answer.** With own addresses, an alert is passed on (to
+//!   `on_event` and the report) when the host's answer to its probe is read, or once the
+//!   capture's time is [`ANSWER_WAIT`](crate::answers::ANSWER_WAIT) past it (`filtered`), so
+//!   it may come after events of later frames. [`ReplaySession::end`] passes on those still
+//!   waiting when the capture ends.
 //! * **Listening ports.** The stealth and advanced modes skip ports that a real service owns.
 //!   A capture does not say which ports had a listener, so give them with
 //!   [`ReplayBuilder::listening`]; by default none did.
@@ -94,7 +101,8 @@ use std::path::Path;
 
 use ipnet::IpNet;
 
-use crate::classify::{Skip, SkipCounts, classify};
+use crate::answers::HostAnswers;
+use crate::classify::{Skip, SkipCounts, classify, classify_sent};
 use crate::config::{BlockMode, Config};
 use crate::detector::{Detector, DetectorError, DetectorStats};
 use crate::event::{Alert, Event};
@@ -346,6 +354,7 @@ impl Replay {
         for frame in frames {
             session.feed(&frame, |_| {});
         }
+        session.end(|_| {});
         session.finish()
     }
 
@@ -357,6 +366,8 @@ impl Replay {
             detector: self.detector.clone(),
             report: ReplayReport::default(),
             tallies: BTreeMap::new(),
+            answers: HostAnswers::new(HashSeed::FIXED),
+            ready: Vec::new(),
         }
     }
 
@@ -368,7 +379,14 @@ impl Replay {
         while let Some(frame) = capture.next_frame() {
             session.feed(&frame?, |_| {});
         }
+        session.end(|_| {});
         Ok(session.finish())
+    }
+
+    /// True when `address` is one of the capture host's own.
+    fn is_own(&self, address: IpAddr) -> bool {
+        let address = address.to_canonical();
+        self.own_addresses.iter().any(|net| net.contains(&address))
     }
 
     /// True when live capture on the capture host would have delivered `probe`.
@@ -376,10 +394,7 @@ impl Replay {
         if self.own_addresses.is_empty() {
             return Ok(());
         }
-        let own = |addr: IpAddr| {
-            let addr = addr.to_canonical();
-            self.own_addresses.iter().any(|net| net.contains(&addr))
-        };
+        let own = |addr: IpAddr| self.is_own(addr);
         if own(probe.source) {
             Err(HostFilter::Outgoing)
         } else if !own(probe.destination) {
@@ -402,6 +417,10 @@ pub struct ReplaySession<'r> {
     detector: Detector,
     report: ReplayReport,
     tallies: BTreeMap<IpAddr, Tally>,
+    /// The capture host's answers and flows (used only with own addresses).
+    answers: HostAnswers,
+    /// Alerts whose port state is decided, to pass on.
+    ready: Vec<Alert>,
 }
 
 impl std::fmt::Debug for ReplaySession<'_> {
@@ -427,9 +446,19 @@ impl ReplaySession<'_> {
             Self::record(&mut self.report, self.replay.kept, &event);
             on_event(&event);
         }
+        let hears = !self.replay.own_addresses.is_empty();
+        if hears {
+            self.answers.due(frame.at, &mut self.ready);
+            self.pass_ready(&mut on_event);
+        }
         let probe = match classify(frame.at, frame.link, frame.data) {
             Ok(probe) => probe,
             Err(reason) => {
+                // The host's own answers (RST, SYN-ACK, ICMP) are no probes either.
+                if hears && self.hear_sent(frame) {
+                    self.pass_ready(&mut on_event);
+                    return;
+                }
                 self.report.summary.skips.record(reason);
                 return;
             }
@@ -437,13 +466,20 @@ impl ReplaySession<'_> {
         match self.replay.seen_by_host(&probe) {
             Ok(()) => {}
             Err(HostFilter::Outgoing) => {
-                self.report.summary.skips.record(Skip::Outgoing);
+                if !self.hear_sent(frame) {
+                    self.report.summary.skips.record(Skip::Outgoing);
+                }
+                self.pass_ready(&mut on_event);
                 return;
             }
             Err(HostFilter::NotToHost) => {
                 self.report.summary.not_to_host += 1;
                 return;
             }
+        }
+        if hears && self.answers.is_reply(&probe) {
+            self.report.summary.skips.record(Skip::Reply);
+            return;
         }
         let summary = &mut self.report.summary;
         summary.probes += 1;
@@ -456,8 +492,53 @@ impl ReplaySession<'_> {
             .entry(probe.source)
             .or_default()
             .add(&probe, &event);
-        Self::record(&mut self.report, self.replay.kept, &event);
-        on_event(&event);
+        match event {
+            Event::Alert(alert) if hears => self.answers.hold(alert, &mut self.ready),
+            Event::Alert(alert) => self.answers.pass(alert, &mut self.ready),
+            _ => {
+                Self::record(&mut self.report, self.replay.kept, &event);
+                on_event(&event);
+            }
+        }
+        self.pass_ready(&mut on_event);
+    }
+
+    /// Reads `frame` as one the capture host sent, if it is: true (and counted as
+    /// [`Skip::Outgoing`]) when it came from one of the own addresses.
+    fn hear_sent(&mut self, frame: &Frame<'_>) -> bool {
+        match classify_sent(frame.at, frame.link, frame.data) {
+            Ok(sent) if self.replay.is_own(sent.local) => {
+                self.report.summary.skips.record(Skip::Outgoing);
+                self.answers.sent(&sent, &mut self.ready);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Passes on the alerts whose port state is decided: to the tallies, the report and
+    /// `on_event`.
+    fn pass_ready(&mut self, on_event: &mut impl FnMut(&Event)) {
+        for alert in self.ready.drain(..) {
+            self.tallies
+                .entry(alert.probe.source)
+                .or_default()
+                .alerts
+                .push(alert);
+            let event = Event::Alert(alert);
+            Self::record(&mut self.report, self.replay.kept, &event);
+            on_event(&event);
+        }
+    }
+
+    /// Passes on the alerts still waiting for the host's answer when the capture ends:
+    /// `filtered` when the capture went on for [`ANSWER_WAIT`](crate::answers::ANSWER_WAIT)
+    /// after their probe, else `unknown`. Call it before [`ReplaySession::finish`] to see them
+    /// in `on_event` (`finish` passes on any left, to the report only).
+    pub fn end(&mut self, mut on_event: impl FnMut(&Event)) {
+        let last = self.report.summary.last_frame_at.unwrap_or(Timestamp::ZERO);
+        self.answers.flush(last, &mut self.ready);
+        self.pass_ready(&mut on_event);
     }
 
     fn record(report: &mut ReplayReport, kept: KeptEvents, event: &Event) {
@@ -479,6 +560,7 @@ impl ReplaySession<'_> {
     /// Ends the replay: the kept events and the summary, with the alerting sources in the
     /// order of their first alert.
     pub fn finish(mut self) -> ReplayReport {
+        self.end(|_| {});
         let mut sources: Vec<SourceReport> = self
             .tallies
             .into_iter()
@@ -507,11 +589,10 @@ impl Tally {
         let port = (probe.protocol, probe.destination_port);
         self.probed.insert(port);
         match event {
-            Event::Alert(alert) => {
-                self.counted.insert(port);
-                self.alerts.push(*alert);
-            }
-            Event::BelowTrigger { .. } | Event::AlreadyAlerted(_) | Event::AlreadyBlocked(_) => {
+            Event::Alert(_)
+            | Event::BelowTrigger { .. }
+            | Event::AlreadyAlerted(_)
+            | Event::AlreadyBlocked(_) => {
                 self.counted.insert(port);
             }
             _ => {}

@@ -4,6 +4,9 @@
 mod support;
 
 #[cfg(feature = "pcap")]
+#[path = "integration/answers.rs"]
+mod answers;
+#[cfg(feature = "pcap")]
 #[path = "integration/captures.rs"]
 mod captures;
 #[path = "integration/fuzz_corpus.rs"]

@@ -188,14 +188,23 @@ impl PyAlert {
         BLOCK_MODE.member(py, self.alert.response.as_digit())
     }
 
+    /// What the host's answer told the scanner about the port: `"closed"`, `"open"`,
+    /// `"unreachable"`, `"filtered"` or `"unknown"` (no answer heard: a replay without
+    /// `own_addresses`, a detector fed only received frames).
+    #[getter]
+    fn port_state(&self) -> &'static str {
+        self.alert.port_state.as_str()
+    }
+
     fn __repr__(&self) -> String {
         probe_repr(
             "Alert",
             &format!(
-                "mode='{}', distinct_ports={}, response=BlockMode.{}, ",
+                "mode='{}', distinct_ports={}, response=BlockMode.{}, port_state='{}', ",
                 self.alert.mode,
                 self.alert.distinct_ports,
-                block_mode_name(self.alert.response)
+                block_mode_name(self.alert.response),
+                self.alert.port_state
             ),
             &self.alert.probe,
         )

@@ -221,6 +221,7 @@ fn run(replay: &Replay, path: &Path, kinds: KindFilter) -> Result<ReplayReport, 
             None => break None,
         }
     };
+    session.end(&mut keep);
     let mut report = session.finish();
     report.events = events;
     match failure {

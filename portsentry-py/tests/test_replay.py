@@ -136,7 +136,9 @@ def test_the_capture_host_filter_and_the_counts_add_up(captures: Path) -> None:
 
 def test_replay_repr_shows_the_alert(captures: Path) -> None:
     text = repr(portsentry.replay(captures / "nmap-syn.pcap"))
-    assert text.startswith("[Alert(mode='stcp', distinct_ports=1, response=BlockMode.LOG_ONLY, probe=Probe(")
+    assert text.startswith(
+        "[Alert(mode='stcp', distinct_ports=1, response=BlockMode.LOG_ONLY, port_state='unknown', probe=Probe("
+    )
     assert "source='203.0.113.1'" in text and "kind='syn'" in text
     report = portsentry.replay_report(captures / "nmap-syn.pcap", **_victim())
     assert repr(report).startswith("ReplayReport(events=<1 event(s)>, summary=ReplaySummary(frames=")
@@ -267,3 +269,13 @@ def test_pcapng_and_other_link_types(tmp_path: Path) -> None:
     summary = portsentry.replay_report(classic, config).summary
     assert (summary.first_frame_at, summary.last_frame_at) == (1000.0, 1002.0)
     assert summary.probes_by_kind == {"xmas": 3}
+
+
+def test_alerts_carry_the_port_state_when_the_host_is_known(captures: Path) -> None:
+    """With the victim's addresses its answers are heard: nmap's SYNs met closed ports."""
+    heard = portsentry.replay(captures / "nmap-syn.pcap", **_victim())
+    assert heard and all(a.port_state == "closed" for a in heard), heard
+    blind = portsentry.replay(captures / "nmap-syn.pcap")
+    assert blind and all(a.port_state == "unknown" for a in blind), blind
+    udp = portsentry.replay(captures / "nmap-udp.pcap", **_victim())
+    assert udp and all(a.port_state in ("unreachable", "filtered") for a in udp), udp

@@ -125,7 +125,9 @@ pub(crate) struct Args {
     pub(crate) listening: Vec<Listening>,
 
     /// An address (or network ADDR/LEN) of the capture host; repeat or separate with commas.
-    /// Frames it sent and frames addressed to other hosts are dropped, and it is never blocked.
+    /// Frames it sent are read as its answers and flows (replies to its own flows are no
+    /// probes; alerts carry the port state its answer showed), frames addressed to other hosts
+    /// are dropped, and it is never blocked.
     #[arg(long = "own-address", value_name = "ADDR", value_delimiter = ',', value_parser = parse_own)]
     pub(crate) own_addresses: Vec<IpNet>,
 
@@ -210,6 +212,14 @@ pub(crate) fn run(args: &Args, origin: Origin) -> anyhow::Result<ExitCode> {
             break;
         }
     }
+    // The alerts still waiting for the host's answer when the capture ends.
+    session.end(|event| {
+        if write_error.is_none()
+            && let Err(e) = write_event(&mut out, style, event)
+        {
+            write_error = Some(e);
+        }
+    });
     if let Some(error) = write_error {
         return Err(error).context("cannot write to standard output");
     }

@@ -75,6 +75,12 @@ pub enum ProblemKind {
         /// The value as written.
         value: String,
     },
+    /// `SCAN_TRIGGER_MODE` outside `count`, `trw`.
+    #[error("`{value}` is not a trigger mode: expected count or trw")]
+    NotATriggerMode {
+        /// The value as written.
+        value: String,
+    },
     /// `NFT_SET` is not `FAMILY TABLE SET` with a valid family and names.
     #[error("`{value}` is not an nftables set: {reason}")]
     NotAnNftSet {

@@ -99,6 +99,7 @@ pub const KEYS: &[KeyInfo] = &[
     key("SCAN_TRIGGER", KeyOrigin::Both, "0-64"),
     key("PORT_BANNER", KeyOrigin::Both, "text (empty: none)"),
     key("HISTORY_FORMAT", KeyOrigin::New, "classic, v2 or json"),
+    key("SCAN_TRIGGER_MODE", KeyOrigin::New, "count or trw"),
     key("UNBLOCK_CMD", KeyOrigin::New, "shell command"),
     key("HOSTS_DENY_FILE", KeyOrigin::New, "path"),
     key("SCAN_WINDOW", KeyOrigin::New, "seconds, 1-604800"),
@@ -123,18 +124,22 @@ pub fn lookup(name: &str) -> Option<&'static KeyInfo> {
 }
 
 /// A known key that `unknown` was probably meant to be: same letters in another case, or a
-/// prefix of exactly one known key (PortSentry 2.0 accepted prefixes such as `BLOCK`).
+/// prefix of exactly one known key (PortSentry 2.0 accepted prefixes such as `BLOCK`), or of
+/// one key that every other key it starts is an extension of (`SCAN_TRIG` is `SCAN_TRIGGER`,
+/// which `SCAN_TRIGGER_MODE` extends).
 pub fn suggest(unknown: &str) -> Option<&'static str> {
     if let Some(k) = KEYS.iter().find(|k| k.name.eq_ignore_ascii_case(unknown)) {
         return Some(k.name);
     }
-    let mut prefixed = KEYS
-        .iter()
-        .filter(|k| !unknown.is_empty() && k.name.starts_with(unknown));
-    match (prefixed.next(), prefixed.next()) {
-        (Some(k), None) => Some(k.name),
-        _ => None,
-    }
+    let prefixed = || {
+        KEYS.iter()
+            .filter(|k| !unknown.is_empty() && k.name.starts_with(unknown))
+            .map(|k| k.name)
+    };
+    let shortest = prefixed().min_by_key(|name| name.len())?;
+    prefixed()
+        .all(|name| name.starts_with(shortest))
+        .then_some(shortest)
 }
 
 #[cfg(test)]
@@ -147,13 +152,15 @@ mod tests {
             assert!(a.name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
             assert!(KEYS[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
         }
-        assert_eq!(KEYS.len(), 27);
+        assert_eq!(KEYS.len(), 28);
     }
 
     #[test]
     fn suggestions() {
         assert_eq!(suggest("tcp_ports"), Some("TCP_PORTS"));
         assert_eq!(suggest("SCAN_TRIG"), Some("SCAN_TRIGGER"));
+        assert_eq!(suggest("SCAN_TRIGGER_"), Some("SCAN_TRIGGER_MODE"));
+        assert_eq!(suggest("scan_trigger_mode"), Some("SCAN_TRIGGER_MODE"));
         assert_eq!(suggest("BLOCK"), None);
         assert_eq!(suggest("BLOCK_TC"), Some("BLOCK_TCP"));
         assert_eq!(suggest("FOO"), None);

@@ -44,6 +44,7 @@
 //! | `SCAN_TRIGGER` | 1.2+2.0 | 0-64: 0 and 1 alarm at once, N at the Nth distinct port | 0 |
 //! | `PORT_BANNER` | 1.2+2.0 | text sent in the connect modes; `""`: none | none |
 //! | `HISTORY_FORMAT` | new | `classic` (1.2, fail2ban), `v2` (2.0 `Scan from:`), `json` | classic |
+//! | `SCAN_TRIGGER_MODE` | new | `count` (`SCAN_TRIGGER` distinct ports) or `trw` (Threshold Random Walk, [`crate::trw`]) | count |
 //! | `UNBLOCK_CMD` | new | shell command run when a block expires | none |
 //! | `HOSTS_DENY_FILE` | new | where `KILL_HOSTS_DENY` lines go | `/etc/hosts.deny` |
 //! | `SCAN_WINDOW` | new | seconds (1-604800) a source's probes are remembered | 300 |
@@ -104,6 +105,27 @@ pub enum HistoryFormat {
     Json,
 }
 
+/// How a source becomes a scanner (new key `SCAN_TRIGGER_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TriggerMode {
+    /// `count`: `SCAN_TRIGGER` distinct ports inside `SCAN_WINDOW` (PortSentry's rule).
+    #[default]
+    Count,
+    /// `trw`: a Threshold Random Walk over the outcomes of the source's first contacts
+    /// (see [`crate::trw`]); `SCAN_TRIGGER` is not used.
+    Trw,
+}
+
+impl TriggerMode {
+    /// The value as written in the file: `count` or `trw`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "count",
+            Self::Trw => "trw",
+        }
+    }
+}
+
 /// A validated configuration. Every field has the value that takes effect
 /// (defaults filled in), so consumers never re-interpret strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +148,8 @@ pub struct Config {
     pub history_file: Option<PathBuf>,
     /// `HISTORY_FORMAT` (new): the line format of the history file.
     pub history_format: HistoryFormat,
+    /// `SCAN_TRIGGER_MODE` (new): count distinct ports, or walk on first-contact outcomes.
+    pub scan_trigger_mode: TriggerMode,
     /// `BLOCKED_FILE`: the persistent block table, if any.
     pub blocked_file: Option<PathBuf>,
     /// `RESOLVE_HOST`: resolve scanner names for display (never for commands).
@@ -329,6 +353,7 @@ impl Config {
             ignore_file: None,
             history_file: None,
             history_format: HistoryFormat::Classic,
+            scan_trigger_mode: TriggerMode::Count,
             blocked_file: None,
             resolve_host: false,
             block_tcp: BlockMode::LogOnly,

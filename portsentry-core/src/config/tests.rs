@@ -219,7 +219,7 @@ fn every_key_is_understood() {
         KILL_RUN_CMD_FIRST=\"1\"\nSCAN_TRIGGER=\"64\"\nPORT_BANNER=\"hi\"\nHISTORY_FORMAT=\"v2\"\n\
         UNBLOCK_CMD=\"u\"\nHOSTS_DENY_FILE=\"/d\"\nSCAN_WINDOW=\"604800\"\nMAX_TRACKED_SOURCES=\"16777216\"\n\
         BLOCK_TIMEOUT=\"315360000\"\nDETECT_ACK_SCANS=\"1\"\nNEVER_BLOCK_GATEWAYS=\"0\"\n\
-        NFT_SET=\"ip6 my_table set-1\"\n";
+        NFT_SET=\"ip6 my_table set-1\"\nSCAN_TRIGGER_MODE=\"trw\"\n";
     assert_eq!(text.lines().count(), keys::KEYS.len());
     for info in keys::KEYS {
         assert!(text.contains(&format!("{}=", info.name)), "{}", info.name);
@@ -237,6 +237,7 @@ fn every_key_is_understood() {
         ignore_file: Some("/i".into()),
         history_file: Some("/h".into()),
         history_format: HistoryFormat::V2,
+        scan_trigger_mode: crate::TriggerMode::Trw,
         blocked_file: Some("/b".into()),
         resolve_host: true,
         block_tcp: BlockMode::Block,
@@ -594,4 +595,24 @@ proptest! {
         prop_assert_eq!(&c.tcp_ports, &set);
         prop_assert_eq!(&c.udp_ports, &set);
     }
+}
+
+#[test]
+fn scan_trigger_mode_is_count_or_trw() {
+    assert_eq!(
+        ok("TCP_PORTS=\"1\"\n").config.scan_trigger_mode,
+        crate::TriggerMode::Count
+    );
+    assert_eq!(
+        ok("TCP_PORTS=\"1\"\nSCAN_TRIGGER_MODE=\"trw\"\n")
+            .config
+            .scan_trigger_mode,
+        crate::TriggerMode::Trw
+    );
+    assert_eq!(
+        one_problem("TCP_PORTS=\"1\"\nSCAN_TRIGGER_MODE=\"sprt\"\n"),
+        ProblemKind::NotATriggerMode {
+            value: "sprt".to_owned()
+        }
+    );
 }

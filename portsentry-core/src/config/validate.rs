@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::conf_file::{ConfFile, Entry};
 use super::error::{ConfigProblem, ConfigWarning, ProblemKind, WarningKind};
 use super::keys;
-use super::{BlockMode, Config, HistoryFormat};
+use super::{BlockMode, Config, HistoryFormat, TriggerMode};
 use crate::located::Located;
 use crate::ports::PortSet;
 
@@ -197,6 +197,7 @@ fn apply(config: &mut Config, key: &str, value: &str) -> Result<(), ProblemKind>
         }
         "PORT_BANNER" => config.port_banner = optional_text(value),
         "HISTORY_FORMAT" => config.history_format = history_format(value)?,
+        "SCAN_TRIGGER_MODE" => config.scan_trigger_mode = trigger_mode(value)?,
         "UNBLOCK_CMD" => config.unblock_cmd = optional_text(value),
         "HOSTS_DENY_FILE" => {
             config.hosts_deny_file =
@@ -312,6 +313,19 @@ fn history_format(value: &str) -> Result<HistoryFormat, ProblemKind> {
             expected: "classic, v2 or json",
         }),
         other => Err(ProblemKind::NotAHistoryFormat {
+            value: other.to_owned(),
+        }),
+    }
+}
+
+fn trigger_mode(value: &str) -> Result<TriggerMode, ProblemKind> {
+    match value.trim() {
+        "count" => Ok(TriggerMode::Count),
+        "trw" => Ok(TriggerMode::Trw),
+        "" => Err(ProblemKind::EmptyValue {
+            expected: "count or trw",
+        }),
+        other => Err(ProblemKind::NotATriggerMode {
             value: other.to_owned(),
         }),
     }

@@ -722,3 +722,57 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn trw_mode_alerts_after_four_failed_first_contacts_and_listening_ports_hold_it_back() {
+    let mut c = config(1);
+    c.scan_trigger_mode = TriggerMode::Trw;
+    c.tcp_ports = "1-200".parse().unwrap();
+    let mut det = Detector::builder(&c)
+        .modes([Mode::StealthTcp, Mode::StealthUdp])
+        .listening("80,443".parse().unwrap(), PortSet::new())
+        .seed(HashSeed::FIXED)
+        .build()
+        .unwrap();
+    // A scanner: three closed ports are below, the fourth alerts (SCAN_TRIGGER is not used).
+    for port in [1, 2, 3] {
+        assert!(matches!(
+            det.observe(&syn(SCANNER, port, 1)),
+            Event::BelowTrigger { .. }
+        ));
+    }
+    let a = alert(det.observe(&syn(SCANNER, 4, 1)));
+    assert_eq!(a.distinct_ports, 4);
+    assert!(matches!(
+        det.observe(&syn(SCANNER, 5, 2)),
+        Event::AlreadyAlerted(_)
+    ));
+    // A client of the web server that also hits four closed ports: each success costs one
+    // more failure, so two visits of open ports and four closed ones are not yet a scan.
+    let client = "198.51.100.20";
+    assert!(matches!(
+        det.observe(&syn(client, 80, 1)),
+        Event::NotMonitored(_)
+    ));
+    assert!(matches!(
+        det.observe(&syn(client, 443, 1)),
+        Event::NotMonitored(_)
+    ));
+    for port in [10, 11, 12, 13, 14] {
+        assert!(
+            matches!(
+                det.observe(&syn(client, port, 1)),
+                Event::BelowTrigger { .. }
+            ),
+            "{port}"
+        );
+    }
+    assert!(matches!(det.observe(&syn(client, 15, 1)), Event::Alert(_)));
+    // Back to counting on reload.
+    c.scan_trigger_mode = TriggerMode::Count;
+    det.reconfigure(&c).unwrap();
+    assert!(matches!(
+        det.observe(&udp("192.0.2.77", 7, 3)),
+        Event::Alert(_)
+    ));
+}

@@ -58,6 +58,7 @@ _LinkName = Literal[
 """A link-layer name; a pcap ``LINKTYPE_*`` number (``int``) is accepted too."""
 
 _ModeName = Literal["tcp", "udp", "stcp", "sudp", "atcp", "audp"]
+_PortStateName = Literal["closed", "open", "unreachable", "filtered", "unknown"]
 _EventKindName = Literal[
     "not_monitored",
     "ignored",
@@ -240,6 +241,8 @@ class Alert(Event):
     def distinct_ports(self) -> int: ...
     @property
     def response(self) -> BlockMode: ...
+    @property
+    def port_state(self) -> _PortStateName: ...
     def __eq__(self, value: object, /) -> bool: ...
 
 @final
