@@ -37,9 +37,14 @@
 //! probe either. So the port sets given are the monitored ports of the active modes
 //! ([`Outgoing::FromPorts`]); [`Outgoing::AnyPort`] keeps the answers from every port.
 //!
-//! Port sets are compiled into a chain of range tests (one or three instructions per run of
-//! consecutive ports); a set of more than [`MAX_PORT_RUNS`] runs is not compiled and every
-//! port passes (user space decides then, as it always does anyway).
+//! [`Incoming::ToPorts`] also keeps only the probes to the ports some mode watches (IPv4 first
+//! fragments and IPv6 extension-header chains still go to user space), so the kernel drops
+//! what no mode watches, as PortSentry 2.0's pcap filter did.
+//!
+//! Port sets are compiled into a chain of range tests (two or three instructions per run of
+//! consecutive ports); the sets of one program share a budget of [`MAX_PORT_RUNS`] runs, and
+//! a set that does not fit is not compiled: every port passes (user space decides then, as
+//! it always does anyway).
 //!
 //! The programs are assembled by [`program`] from symbolic labels, so jump offsets are
 //! computed rather than counted by hand; the unit tests run them over crafted packets in a
@@ -56,8 +61,11 @@ pub const SNAPLEN: u32 = 128;
 /// the chain to the transport header.
 pub const EXTENSION_SNAPLEN: u32 = 512;
 
-/// The most runs of consecutive ports a port test is compiled for; beyond, every port passes.
-pub const MAX_PORT_RUNS: usize = 1000;
+/// The most runs of consecutive ports compiled into one program, all port sets together
+/// (three instructions each, within the kernel's 4096). The sets are compiled in the order
+/// inbound TCP, inbound UDP, outgoing TCP, outgoing UDP; a set whose runs no longer fit
+/// passes every port (user space decides, as it always does).
+pub const MAX_PORT_RUNS: usize = 1200;
 
 /// Which inbound filter to attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,10 +99,11 @@ pub enum Outgoing {
 /// # Examples
 ///
 /// ```
-/// use portsentry_core::capture::bpf::{program, Filter, Outgoing, Variant};
+/// use portsentry_core::capture::bpf::{program, Filter, Incoming, Outgoing, Variant};
 /// use portsentry_core::PortSet;
 /// let filter = Filter {
 ///     variant: Variant::Probes,
+///     incoming: Incoming::ToPorts { tcp: PortSet::parse("1-1023").unwrap(), udp: PortSet::new() },
 ///     outgoing: Outgoing::FromPorts { tcp: PortSet::parse("1-1023").unwrap(), udp: PortSet::new() },
 /// };
 /// let insns = program(&filter);
@@ -102,20 +111,43 @@ pub enum Outgoing {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
-    /// What is kept of the frames addressed to this host.
+    /// What is kept of the frames addressed to this host, by their flags.
     pub variant: Variant,
+    /// Which destination ports of the frames addressed to this host are kept.
+    pub incoming: Incoming,
     /// What is kept of the frames this host sends.
     pub outgoing: Outgoing,
 }
 
 impl Filter {
-    /// The filter of `variant` that keeps the host's answers from every local port.
+    /// The filter of `variant` for probes to every port, and the host's answers from every
+    /// local port.
     pub fn new(variant: Variant) -> Self {
         Self {
             variant,
+            incoming: Incoming::AnyPort,
             outgoing: Outgoing::AnyPort,
         }
     }
+}
+
+/// Which destination ports of the frames addressed to this host the filter keeps.
+///
+/// IPv4 first fragments (the port may be cut) and IPv6 packets with extension headers go to
+/// user space whatever their port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// Every port.
+    AnyPort,
+    /// Only TCP segments to `tcp` and UDP datagrams to `udp` (the ports some mode watches):
+    /// the kernel drops what no mode watches.
+    ToPorts {
+        /// TCP destination ports kept.
+        tcp: PortSet,
+        /// UDP destination ports kept.
+        udp: PortSet,
+    },
 }
 
 /// One classic BPF instruction, as the kernel's `struct sock_filter` lays it out.
@@ -198,6 +230,7 @@ const TCP_ACK: u32 = 0x10;
 /// The six classic flags (FIN SYN RST PSH ACK URG), without ECE and CWR.
 const TCP_SIX_FLAGS: u32 = 0x3f;
 pub(crate) const BPF_JGT: u16 = 0x20;
+pub(crate) const BPF_IMM: u16 = 0x00;
 pub(crate) const BPF_JGE: u16 = 0x30;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -225,6 +258,14 @@ enum Label {
     OutDrop,
     OutAccept,
     OutPortDrop,
+    /// A probe by its flags (TCP) or a datagram: load the destination port.
+    InTcp,
+    InUdp,
+    /// A = a destination port: the inbound port tests and their returns.
+    InTcpPort,
+    InUdpPort,
+    InPortAccept,
+    InPortDrop,
 }
 
 /// One line of the symbolic program.
@@ -244,6 +285,10 @@ enum Line {
 use Line::{Always, Here, Jump, Skip, Stmt};
 
 /// The inbound part: frames addressed to this host (A holds nothing useful on entry).
+///
+/// X holds the transport header's offset once the IP version is known (the IPv4 header
+/// length, or 40 for IPv6), so the TCP flags and the destination port are read the same way
+/// for both.
 fn inbound_lines(variant: Variant) -> Vec<Line> {
     let mut p = vec![
         // Dispatch on the ethertype.
@@ -262,12 +307,14 @@ fn inbound_lines(variant: Variant) -> Vec<Line> {
             Some(Label::Drop),
             None,
         ),
-        // IPv4 protocol: UDP kept, TCP examined, the rest dropped.
+        // X = IPv4 header length.
+        Stmt(BPF_LDX | BPF_B | BPF_MSH, 0),
+        // IPv4 protocol: UDP and TCP examined, the rest dropped.
         Stmt(BPF_LD | BPF_B | BPF_ABS, 9),
         Jump(
             BPF_JMP | BPF_JEQ | BPF_K,
             IPPROTO_UDP,
-            Some(Label::Accept),
+            Some(Label::InUdp),
             None,
         ),
         Jump(
@@ -276,7 +323,7 @@ fn inbound_lines(variant: Variant) -> Vec<Line> {
             None,
             Some(Label::Drop),
         ),
-        // A first fragment may not carry the flags: user space decides.
+        // A first fragment may not carry the flags (nor the port): user space decides.
         Stmt(BPF_LD | BPF_H | BPF_ABS, 6),
         Jump(
             BPF_JMP | BPF_JSET | BPF_K,
@@ -284,9 +331,6 @@ fn inbound_lines(variant: Variant) -> Vec<Line> {
             Some(Label::Accept),
             None,
         ),
-        // X = IPv4 header length; A = TCP flags.
-        Stmt(BPF_LDX | BPF_B | BPF_MSH, 0),
-        Stmt(BPF_LD | BPF_B | BPF_IND, TCP_FLAGS_OFFSET),
         Always(Label::TcpFlags),
         // IPv6 (A still holds the ethertype).
         Here(Label::Ipv6),
@@ -296,11 +340,12 @@ fn inbound_lines(variant: Variant) -> Vec<Line> {
             None,
             Some(Label::Drop),
         ),
+        Stmt(BPF_LDX | BPF_W | BPF_IMM, IPV6_HEADER),
         Stmt(BPF_LD | BPF_B | BPF_ABS, 6),
         Jump(
             BPF_JMP | BPF_JEQ | BPF_K,
             IPPROTO_UDP,
-            Some(Label::Accept),
+            Some(Label::InUdp),
             None,
         ),
         Jump(
@@ -309,9 +354,9 @@ fn inbound_lines(variant: Variant) -> Vec<Line> {
             None,
             Some(Label::Extension),
         ),
-        Stmt(BPF_LD | BPF_B | BPF_ABS, IPV6_TCP_FLAGS),
         // A = TCP flags.
         Here(Label::TcpFlags),
+        Stmt(BPF_LD | BPF_B | BPF_IND, TCP_FLAGS_OFFSET),
     ];
     match variant {
         Variant::Probes => {
@@ -319,7 +364,7 @@ fn inbound_lines(variant: Variant) -> Vec<Line> {
                 BPF_JMP | BPF_JSET | BPF_K,
                 TCP_ACK | TCP_RST,
                 Some(Label::Drop),
-                Some(Label::Accept),
+                Some(Label::InTcp),
             ));
         }
         Variant::WithAckFamily => p.extend([
@@ -328,23 +373,27 @@ fn inbound_lines(variant: Variant) -> Vec<Line> {
                 BPF_JMP | BPF_JSET | BPF_K,
                 TCP_ACK,
                 None,
-                Some(Label::Accept),
+                Some(Label::InTcp),
             ),
             Stmt(BPF_ALU | BPF_AND | BPF_K, TCP_SIX_FLAGS),
-            Jump(
-                BPF_JMP | BPF_JEQ | BPF_K,
-                TCP_ACK,
-                Some(Label::Accept),
-                None,
-            ),
+            Jump(BPF_JMP | BPF_JEQ | BPF_K, TCP_ACK, Some(Label::InTcp), None),
             Jump(
                 BPF_JMP | BPF_JEQ | BPF_K,
                 TCP_ACK | TCP_FIN,
-                Some(Label::Accept),
+                Some(Label::InTcp),
                 Some(Label::Drop),
             ),
         ]),
     }
+    // A probe by its flags: A = the destination port, then the port tests (far away).
+    p.extend([
+        Here(Label::InTcp),
+        Stmt(BPF_LD | BPF_H | BPF_IND, 2),
+        Always(Label::InTcpPort),
+        Here(Label::InUdp),
+        Stmt(BPF_LD | BPF_H | BPF_IND, 2),
+        Always(Label::InUdpPort),
+    ]);
     // IPv6 next header (in A) is not TCP or UDP: keep extension headers, drop the rest.
     p.push(Here(Label::Extension));
     let last = IPV6_EXTENSION_HEADERS.len() - 1;
@@ -361,7 +410,7 @@ fn inbound_lines(variant: Variant) -> Vec<Line> {
 }
 
 /// The outgoing part: frames this host sends (see the module docs).
-fn outgoing_lines(outgoing: &Outgoing) -> Vec<Line> {
+fn outgoing_lines(outgoing: &Outgoing, budget: &mut usize) -> Vec<Line> {
     let jeq =
         |k, yes: Option<Label>, no: Option<Label>| Jump(BPF_JMP | BPF_JEQ | BPF_K, k, yes, no);
     let mut p = vec![
@@ -443,9 +492,9 @@ fn outgoing_lines(outgoing: &Outgoing) -> Vec<Line> {
         Stmt(BPF_RET | BPF_K, 0),
         Here(Label::OutTcpPort),
     ]);
-    port_test(&mut p, tcp, Label::OutAccept, Label::OutPortDrop);
+    port_test(&mut p, tcp, budget, Label::OutAccept, Label::OutPortDrop);
     p.push(Here(Label::OutUdpPort));
-    port_test(&mut p, udp, Label::OutAccept, Label::OutPortDrop);
+    port_test(&mut p, udp, budget, Label::OutAccept, Label::OutPortDrop);
     p.extend([
         Here(Label::OutAccept),
         Stmt(BPF_RET | BPF_K, SNAPLEN),
@@ -460,13 +509,15 @@ fn outgoing_lines(outgoing: &Outgoing) -> Vec<Line> {
 ///
 /// Each run of consecutive ports costs three instructions (one jump-if-equal and a jump for
 /// a single port: two), all local jumps, so the chain works for any length up to the
-/// kernel's program limit; a set of more than [`MAX_PORT_RUNS`] runs passes every port.
-fn port_test(p: &mut Vec<Line>, set: Option<&PortSet>, yes: Label, no: Label) {
+/// kernel's program limit. The runs come out of `budget`; a set with more runs than are
+/// left passes every port.
+fn port_test(p: &mut Vec<Line>, set: Option<&PortSet>, budget: &mut usize, yes: Label, no: Label) {
     let runs: Vec<(u16, u16)> = set.map(|s| s.ranges().collect()).unwrap_or_default();
-    if set.is_none() || runs.len() > MAX_PORT_RUNS || runs == [(0, u16::MAX)] {
+    if set.is_none() || runs.len() > *budget || runs == [(0, u16::MAX)] {
         p.push(Always(yes));
         return;
     }
+    *budget -= runs.len();
     for (first, last) in runs {
         if first == last {
             // A == port: on to the jump to `yes`; otherwise skip it.
@@ -495,9 +546,11 @@ fn lines(filter: &Filter) -> Vec<Line> {
         Label::Drop
     };
     let mut p = vec![
-        // A = packet type: frames addressed to this host first.
+        // A = packet type: frames addressed to this host first; the others jump past the
+        // inbound part (far: an unconditional jump).
         Stmt(BPF_LD | BPF_W | BPF_ABS, SKF_AD_PKTTYPE),
-        Jump(BPF_JMP | BPF_JEQ | BPF_K, PACKET_HOST, None, Some(not_host)),
+        Skip(BPF_JMP | BPF_JEQ | BPF_K, PACKET_HOST, 1, 0),
+        Always(not_host),
     ];
     p.extend(inbound_lines(filter.variant));
     p.extend([
@@ -508,8 +561,37 @@ fn lines(filter: &Filter) -> Vec<Line> {
         Here(Label::Drop),
         Stmt(BPF_RET | BPF_K, 0),
     ]);
+    let (tcp, udp) = match &filter.incoming {
+        Incoming::ToPorts { tcp, udp } => (Some(tcp), Some(udp)),
+        Incoming::AnyPort => (None, None),
+    };
+    // The kernel takes at most 4096 instructions: the sets share a budget of runs, in the
+    // order of their cost if left out (inbound first: what the kernel drops for free).
+    let mut budget = MAX_PORT_RUNS;
+    p.push(Here(Label::InTcpPort));
+    port_test(
+        &mut p,
+        tcp,
+        &mut budget,
+        Label::InPortAccept,
+        Label::InPortDrop,
+    );
+    p.push(Here(Label::InUdpPort));
+    port_test(
+        &mut p,
+        udp,
+        &mut budget,
+        Label::InPortAccept,
+        Label::InPortDrop,
+    );
+    p.extend([
+        Here(Label::InPortAccept),
+        Stmt(BPF_RET | BPF_K, SNAPLEN),
+        Here(Label::InPortDrop),
+        Stmt(BPF_RET | BPF_K, 0),
+    ]);
     if hear_outgoing {
-        p.extend(outgoing_lines(&filter.outgoing));
+        p.extend(outgoing_lines(&filter.outgoing, &mut budget));
     }
     p
 }
@@ -588,9 +670,9 @@ pub fn program(filter: &Filter) -> Vec<Insn> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use etherparse::PacketBuilder;
+    use etherparse::{IpHeaders, PacketBuilder, PacketBuilderStep};
 
     /// A tiny cBPF interpreter for the instructions our programs use, with the kernel's
     /// semantics: an out-of-bounds load ends the program with 0 (drop).
@@ -628,13 +710,14 @@ mod tests {
                         None => return 0,
                     }
                 }
-                BPF_LDX => {
-                    assert_eq!(insn.code & 0xe0, BPF_MSH);
-                    match load(insn.k, 1) {
+                BPF_LDX => match insn.code & 0xe0 {
+                    BPF_MSH => match load(insn.k, 1) {
                         Some(v) => x = (v & 0xf) * 4,
                         None => return 0,
-                    }
-                }
+                    },
+                    BPF_IMM => x = insn.k,
+                    other => panic!("unsupported ldx mode {other:#x}"),
+                },
                 BPF_ALU => {
                     assert_eq!(insn.code & 0xf0, BPF_AND);
                     a &= insn.k;
@@ -657,6 +740,49 @@ mod tests {
                 other => panic!("unsupported class {other:#x}"),
             }
         }
+    }
+
+    /// Runs `p` over `packet` as a frame of `pkttype`, the ethertype read from its version.
+    pub(super) fn run_as(p: &[Insn], packet: &[u8], pkttype: u32) -> u32 {
+        let ethertype = if packet.first().is_some_and(|b| b >> 4 == 6) {
+            ETHERTYPE_IPV6
+        } else {
+            ETHERTYPE_IPV4
+        };
+        run(p, packet, pkttype, ethertype)
+    }
+
+    /// The IP layer between the peer (203.0.113.1, 2001:db8::1) and the host (.2, ::2).
+    pub(super) fn between(v6: bool, from_host: bool) -> PacketBuilderStep<IpHeaders> {
+        let (peer4, host4) = (SRC4, DST4);
+        let (peer6, host6) = (SRC6, DST6);
+        match (v6, from_host) {
+            (false, false) => PacketBuilder::ipv4(peer4, host4, 64),
+            (false, true) => PacketBuilder::ipv4(host4, peer4, 64),
+            (true, false) => PacketBuilder::ipv6(peer6, host6, 64),
+            (true, true) => PacketBuilder::ipv6(host6, peer6, 64),
+        }
+    }
+
+    /// A TCP segment with `flags` (the checksum is not redone: filters do not read it).
+    pub(super) fn segment(v6: bool, from_host: bool, ports: (u16, u16), flags: u8) -> Vec<u8> {
+        let mut packet = Vec::new();
+        between(v6, from_host)
+            .tcp(ports.0, ports.1, 1, 1024)
+            .write(&mut packet, &[])
+            .unwrap();
+        packet[if v6 { 53 } else { 33 }] = flags;
+        packet
+    }
+
+    /// A UDP datagram.
+    pub(super) fn datagram(v6: bool, from_host: bool, ports: (u16, u16)) -> Vec<u8> {
+        let mut packet = Vec::new();
+        between(v6, from_host)
+            .udp(ports.0, ports.1)
+            .write(&mut packet, b"x")
+            .unwrap();
+        packet
     }
 
     const SRC4: [u8; 4] = [203, 0, 113, 1];
@@ -716,8 +842,9 @@ mod tests {
 
     #[test]
     fn every_jump_stays_inside_the_program() {
-        for variant in [Variant::Probes, Variant::WithAckFamily] {
-            let p = program(&Filter::new(variant));
+        for filter in every_filter() {
+            let p = program(&filter);
+            assert!(p.len() <= 4096, "BPF_MAXINSNS: {}", p.len());
             for (i, insn) in p.iter().enumerate() {
                 if insn.code & 0x07 == BPF_JMP {
                     let (a, b) = if insn.code & 0xf0 == BPF_JA {
@@ -725,11 +852,55 @@ mod tests {
                     } else {
                         (usize::from(insn.jt), usize::from(insn.jf))
                     };
-                    assert!(i + 1 + a.max(b) < p.len(), "{variant:?} insn {i}");
+                    assert!(i + 1 + a.max(b) < p.len(), "insn {i} of {filter:?}");
                 }
             }
             assert_eq!(p.last().unwrap().code, BPF_RET | BPF_K);
         }
+    }
+
+    /// Port sets of every shape: lists, the advanced modes' ranges, all, none, the longest
+    /// compiled and one run too many.
+    pub(crate) fn port_sets() -> Vec<PortSet> {
+        vec![
+            PortSet::parse("1,7,9,11,15,79,111,119,143,540,635,1080,32771-32774").unwrap(),
+            PortSet::advanced(1024, &PortSet::parse("113,139").unwrap()),
+            (0..=u16::MAX).collect(),
+            PortSet::new(),
+            (0..2 * MAX_PORT_RUNS as u16).step_by(2).collect(),
+            (0..=2 * MAX_PORT_RUNS as u16 + 2).step_by(2).collect(),
+        ]
+    }
+
+    /// Every shape of filter: both variants, each incoming and outgoing choice.
+    pub(crate) fn every_filter() -> Vec<Filter> {
+        let sets = port_sets();
+        let mut out = Vec::new();
+        for variant in [Variant::Probes, Variant::WithAckFamily] {
+            let mut incoming = vec![Incoming::AnyPort];
+            let mut outgoing = vec![Outgoing::Nothing, Outgoing::AnyPort];
+            for (i, set) in sets.iter().enumerate() {
+                let other = sets[(i + 1) % sets.len()].clone();
+                incoming.push(Incoming::ToPorts {
+                    tcp: set.clone(),
+                    udp: other.clone(),
+                });
+                outgoing.push(Outgoing::FromPorts {
+                    tcp: other,
+                    udp: set.clone(),
+                });
+            }
+            for incoming in &incoming {
+                for outgoing in &outgoing {
+                    out.push(Filter {
+                        variant,
+                        incoming: incoming.clone(),
+                        outgoing: outgoing.clone(),
+                    });
+                }
+            }
+        }
+        out
     }
 
     #[test]
@@ -781,6 +952,7 @@ mod tests {
             }
             let deaf = program(&Filter {
                 variant,
+                incoming: Incoming::AnyPort,
                 outgoing: Outgoing::Nothing,
             });
             assert_eq!(run(&deaf, &tcp4(SYN), PACKET_OUTGOING, ETHERTYPE_IPV4), 0);
@@ -870,14 +1042,10 @@ mod tests {
 
 #[cfg(test)]
 mod outgoing_tests {
+    use super::tests::{between, datagram, run_as, segment};
     use super::*;
-    use etherparse::PacketBuilder;
     use proptest::prelude::*;
 
-    const HOST4: [u8; 4] = [203, 0, 113, 2];
-    const PEER4: [u8; 4] = [203, 0, 113, 1];
-    const HOST6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-    const PEER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     const SYN: u8 = 0x02;
     const RST: u8 = 0x04;
     const PSH: u8 = 0x08;
@@ -885,61 +1053,29 @@ mod outgoing_tests {
     const FIN: u8 = 0x01;
 
     fn out(p: &[Insn], packet: &[u8]) -> u32 {
-        let ethertype = if packet.first().is_some_and(|b| b >> 4 == 6) {
-            ETHERTYPE_IPV6
-        } else {
-            ETHERTYPE_IPV4
-        };
-        tests::run(p, packet, PACKET_OUTGOING, ethertype)
+        run_as(p, packet, PACKET_OUTGOING)
     }
 
     fn tcp(v6: bool, local_port: u16, flags: u8) -> Vec<u8> {
-        let builder = if v6 {
-            PacketBuilder::ipv6(HOST6, PEER6, 64)
-        } else {
-            PacketBuilder::ipv4(HOST4, PEER4, 64)
-        };
-        let mut packet = Vec::new();
-        builder
-            .tcp(local_port, 40000, 1, 1024)
-            .write(&mut packet, &[])
-            .unwrap();
-        let at = if v6 { 40 } else { 20 } + 13;
-        packet[at] = flags;
-        packet
+        segment(v6, true, (local_port, 40000), flags)
     }
 
     fn udp(v6: bool, local_port: u16) -> Vec<u8> {
-        let builder = if v6 {
-            PacketBuilder::ipv6(HOST6, PEER6, 64)
-        } else {
-            PacketBuilder::ipv4(HOST4, PEER4, 64)
-        };
-        let mut packet = Vec::new();
-        builder
-            .udp(local_port, 53)
-            .write(&mut packet, b"query")
-            .unwrap();
-        packet
+        datagram(v6, true, (local_port, 53))
     }
 
     /// An ICMP(v6) message of `kind` quoting a UDP datagram from the peer to the host.
     fn icmp(v6: bool, kind: u8) -> Vec<u8> {
-        let mut quoted = Vec::new();
-        let builder = if v6 {
-            PacketBuilder::ipv6(PEER6, HOST6, 64)
-        } else {
-            PacketBuilder::ipv4(PEER4, HOST4, 64)
-        };
-        builder.udp(40000, 7).write(&mut quoted, b"x").unwrap();
+        let quoted = datagram(v6, false, (40000, 7));
         let mut packet = Vec::new();
+        let builder = between(v6, true);
         if v6 {
-            PacketBuilder::ipv6(HOST6, PEER6, 64)
+            builder
                 .icmpv6_raw(kind, 4, [0; 4])
                 .write(&mut packet, &quoted)
                 .unwrap();
         } else {
-            PacketBuilder::ipv4(HOST4, PEER4, 64)
+            builder
                 .icmpv4_raw(kind, 3, [0; 4])
                 .write(&mut packet, &quoted)
                 .unwrap();
@@ -950,6 +1086,7 @@ mod outgoing_tests {
     fn monitored() -> Filter {
         Filter {
             variant: Variant::Probes,
+            incoming: Incoming::AnyPort,
             outgoing: Outgoing::FromPorts {
                 tcp: PortSet::parse("1,79,111,32771-32774").unwrap(),
                 udp: PortSet::parse("7,137-139,32770-32774").unwrap(),
@@ -1031,6 +1168,7 @@ mod outgoing_tests {
         let any = program(&Filter::new(Variant::Probes));
         let none = program(&Filter {
             variant: Variant::Probes,
+            incoming: Incoming::AnyPort,
             outgoing: Outgoing::Nothing,
         });
         for port in [0, 22, 40000, 65535] {
@@ -1048,6 +1186,7 @@ mod outgoing_tests {
         let over: PortSet = (0..2 * MAX_PORT_RUNS as u16 + 2).step_by(2).collect();
         let p = program(&Filter {
             variant: Variant::Probes,
+            incoming: Incoming::AnyPort,
             outgoing: Outgoing::FromPorts {
                 tcp: PortSet::new(),
                 udp: over,
@@ -1071,6 +1210,7 @@ mod outgoing_tests {
             }
             let p = program(&Filter {
                 variant: Variant::Probes,
+                incoming: Incoming::AnyPort,
                 outgoing: Outgoing::FromPorts { tcp: set.clone(), udp: set.clone() },
             });
             let edges = set.ranges().flat_map(|(a, b)| {
@@ -1080,6 +1220,122 @@ mod outgoing_tests {
                 let expected = if set.contains(port) { SNAPLEN } else { 0 };
                 prop_assert_eq!(out(&p, &udp(false, port)), expected, "udp {}", port);
                 prop_assert_eq!(out(&p, &tcp(true, port, RST)), expected, "tcp {}", port);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod incoming_tests {
+    use super::tests::{datagram, run_as, segment};
+    use super::*;
+    use proptest::prelude::*;
+
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+
+    fn arrive(p: &[Insn], packet: &[u8]) -> u32 {
+        run_as(p, packet, PACKET_HOST)
+    }
+
+    fn tcp(v6: bool, port: u16, flags: u8) -> Vec<u8> {
+        segment(v6, false, (40000, port), flags)
+    }
+
+    fn udp(v6: bool, port: u16) -> Vec<u8> {
+        datagram(v6, false, (40000, port))
+    }
+
+    fn watched(variant: Variant) -> Vec<Insn> {
+        program(&Filter {
+            variant,
+            incoming: Incoming::ToPorts {
+                tcp: PortSet::parse("1,79,111,1000-2000").unwrap(),
+                udp: PortSet::parse("7,9,32770-32774").unwrap(),
+            },
+            outgoing: Outgoing::AnyPort,
+        })
+    }
+
+    #[test]
+    fn only_watched_ports_leave_the_kernel() {
+        for variant in [Variant::Probes, Variant::WithAckFamily] {
+            let p = watched(variant);
+            for v6 in [false, true] {
+                for port in [1, 79, 111, 1000, 1500, 2000] {
+                    assert_eq!(arrive(&p, &tcp(v6, port, SYN)), SNAPLEN, "{v6} {port}");
+                }
+                for port in [0, 2, 80, 110, 999, 2001, 8080, 65535] {
+                    assert_eq!(arrive(&p, &tcp(v6, port, SYN)), 0, "{v6} {port}");
+                }
+                for port in [7, 9, 32770, 32774] {
+                    assert_eq!(arrive(&p, &udp(v6, port)), SNAPLEN, "{v6} {port}");
+                }
+                for port in [1, 8, 53, 32769, 32775] {
+                    assert_eq!(arrive(&p, &udp(v6, port)), 0, "{v6} {port}");
+                }
+                // Flags still decide first: ordinary TCP to a watched port stays dropped.
+                assert_eq!(arrive(&p, &tcp(v6, 79, SYN | ACK)), 0);
+                let ack = if variant == Variant::WithAckFamily {
+                    SNAPLEN
+                } else {
+                    0
+                };
+                assert_eq!(arrive(&p, &tcp(v6, 79, ACK)), ack);
+                assert_eq!(arrive(&p, &tcp(v6, 80, ACK)), 0);
+            }
+        }
+    }
+
+    #[test]
+    fn fragments_extension_headers_and_options_are_still_handled() {
+        let p = watched(Variant::Probes);
+        // A first fragment goes to user space whatever its port (it may be cut before it).
+        let mut first = tcp(false, 8080, SYN);
+        first[6] = 0x20;
+        first.truncate(28);
+        assert_eq!(arrive(&p, &first), SNAPLEN);
+        // IPv6 with an extension header: user space walks the chain.
+        let mut ext = tcp(true, 8080, SYN);
+        ext[6] = 0;
+        assert_eq!(arrive(&p, &ext), EXTENSION_SNAPLEN);
+        // IPv4 options move the port; the header length is followed.
+        let plain = tcp(false, 79, SYN);
+        let mut with_options = plain[..20].to_vec();
+        with_options[0] = 0x46;
+        with_options.extend_from_slice(&[1, 1, 1, 1]);
+        with_options.extend_from_slice(&plain[20..]);
+        assert_eq!(arrive(&p, &with_options), SNAPLEN);
+        with_options[24 + 3] = 80;
+        assert_eq!(arrive(&p, &with_options), 0);
+        // A datagram cut before its destination port is dropped, never misread.
+        assert_eq!(arrive(&p, &udp(false, 7)[..22]), 0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// The compiled inbound test agrees with `PortSet::contains`, every filter shape.
+        #[test]
+        fn inbound_port_test_matches_the_set(
+            ranges in proptest::collection::vec((any::<u16>(), 0u16..500), 0..150),
+            probes in proptest::collection::vec(any::<u16>(), 48),
+        ) {
+            let mut set = PortSet::new();
+            for (first, len) in ranges {
+                set.insert_range(first, first.saturating_add(len));
+            }
+            let p = program(&Filter {
+                variant: Variant::Probes,
+                incoming: Incoming::ToPorts { tcp: set.clone(), udp: set.clone() },
+                outgoing: Outgoing::Nothing,
+            });
+            let compiled = set.ranges().count() <= MAX_PORT_RUNS;
+            let edges = set.ranges().flat_map(|(a, b)| [a.wrapping_sub(1), a, b, b.wrapping_add(1)]);
+            for port in probes.into_iter().chain(edges) {
+                let kept = set.contains(port) || !compiled;
+                let expected = if kept { SNAPLEN } else { 0 };
+                prop_assert_eq!(arrive(&p, &udp(false, port)), expected, "udp4 {}", port);
+                prop_assert_eq!(arrive(&p, &tcp(true, port, SYN)), expected, "tcp6 {}", port);
             }
         }
     }

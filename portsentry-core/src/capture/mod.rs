@@ -112,6 +112,7 @@ impl CaptureError {
 pub struct CaptureOptions {
     interface: Option<String>,
     ack_family: bool,
+    incoming: bpf::Incoming,
     outgoing: bpf::Outgoing,
     receive_buffer: usize,
 }
@@ -120,15 +121,23 @@ impl CaptureOptions {
     /// The default receive-queue size asked of the kernel: 4 MiB.
     pub const DEFAULT_RECEIVE_BUFFER: usize = 4 << 20;
 
-    /// All interfaces, probes only (no ACK family), the host's answers from every local port,
-    /// a 4 MiB receive queue.
+    /// All interfaces, probes only (no ACK family) to every port, the host's answers from
+    /// every local port, a 4 MiB receive queue.
     pub fn new() -> Self {
         Self {
             interface: None,
             ack_family: false,
+            incoming: bpf::Incoming::AnyPort,
             outgoing: bpf::Outgoing::AnyPort,
             receive_buffer: Self::DEFAULT_RECEIVE_BUFFER,
         }
+    }
+
+    /// Which destination ports of probes the filter keeps (default [`bpf::Incoming::AnyPort`]).
+    #[must_use]
+    pub fn incoming(mut self, incoming: bpf::Incoming) -> Self {
+        self.incoming = incoming;
+        self
     }
 
     /// What the filter keeps of the host's own frames (default [`bpf::Outgoing::AnyPort`]).
@@ -178,6 +187,7 @@ impl CaptureOptions {
     pub fn filter(&self) -> bpf::Filter {
         bpf::Filter {
             variant: self.filter_variant(),
+            incoming: self.incoming.clone(),
             outgoing: self.outgoing.clone(),
         }
     }

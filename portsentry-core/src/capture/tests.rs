@@ -647,8 +647,8 @@ fn only_answers_from_monitored_ports_leave_the_kernel() {
     // The filter is swapped on the open socket: now nothing of the victim's own.
     capture
         .set_filter(bpf::Filter {
-            variant: bpf::Variant::Probes,
             outgoing: bpf::Outgoing::Nothing,
+            ..bpf::Filter::new(bpf::Variant::Probes)
         })
         .unwrap();
     Namespaces::run_in(&ns.attacker, || {
@@ -657,4 +657,69 @@ fn only_answers_from_monitored_ports_leave_the_kernel() {
     let (seen, sent) = collect_both(&mut capture, 1, 0);
     assert_eq!(sent, []);
     assert_eq!(seen.len(), 1, "{seen:?}");
+}
+
+#[test]
+fn the_kernel_accepts_every_filter_shape() {
+    if !is_root() {
+        eprintln!("skipping the_kernel_accepts_every_filter_shape: needs root");
+        return;
+    }
+    // Attached to a socket that is never bound (receives nothing): the kernel's checker
+    // runs on each program, the longest (a full budget of port runs) included.
+    let mut capture = Capture::open(&CaptureOptions::new().interface("lo")).unwrap();
+    let filters = bpf::tests::every_filter();
+    for filter in filters {
+        let length = bpf::program(&filter).len();
+        capture
+            .set_filter(filter)
+            .unwrap_or_else(|e| panic!("{length} instructions refused: {e}"));
+    }
+}
+
+#[test]
+fn only_probes_to_watched_ports_leave_the_kernel() {
+    let Some(ns) = Namespaces::create("only_probes_to_watched_ports_leave_the_kernel") else {
+        return;
+    };
+    let incoming = bpf::Incoming::ToPorts {
+        tcp: PortSet::parse("1000-1002,1010").unwrap(),
+        udp: PortSet::parse("1050").unwrap(),
+    };
+    let mut capture = ns
+        .open_capture(
+            CaptureOptions::new()
+                .incoming(incoming)
+                .outgoing(bpf::Outgoing::Nothing),
+        )
+        .unwrap();
+    let a4 = IpAddr::V4(ATTACKER4);
+    let a6 = IpAddr::V6(ATTACKER6);
+    let mut packets = Vec::new();
+    let mut expected: BTreeSet<Seen> = BTreeSet::new();
+    for (v6, source) in [(false, a4), (true, a6)] {
+        for port in [999, 1000, 1001, 1002, 1003, 1009, 1010, 1011, 8080] {
+            packets.push(tcp_packet(v6, 40000, port, SYN));
+            if (1000..=1002).contains(&port) || port == 1010 {
+                expected.insert((source, port, Some(SYN)));
+            }
+        }
+        for port in [1049, 1050, 1051, 53] {
+            packets.push(udp_packet(v6, 40000, port));
+            if port == 1050 {
+                expected.insert((source, port, None));
+            }
+        }
+    }
+    // An IPv6 probe behind a hop-by-hop header goes to user space whatever its port.
+    packets.push(tcp6_with_hop_by_hop(9999, SYN));
+    expected.insert((a6, 9999, Some(SYN)));
+    ns.send(packets);
+    let seen: BTreeSet<Seen> = collect(&mut capture, expected.len())
+        .into_iter()
+        .map(|(s, _, _)| s)
+        .collect();
+    assert_eq!(seen, expected);
+    let stats = capture.stats().unwrap();
+    assert_eq!(stats.received, expected.len() as u64, "{stats:?}");
 }

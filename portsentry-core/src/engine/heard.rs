@@ -2,11 +2,13 @@
 //! replies skipped, alerts held for their port state, and the capture filter's port sets.
 
 use crate::answers::HostAnswers;
-use crate::capture::bpf::{Filter, Outgoing};
+use crate::capture::bpf::{Filter, Incoming, Outgoing, Variant};
 use crate::capture::{Capture, CaptureError, Direction, Frame};
 use crate::classify::{LinkType, Skip, SkipCounts, classify, classify_sent};
+use crate::config::{Config, TriggerMode};
 use crate::detector::Detector;
 use crate::event::{Alert, Event};
+use crate::listening::ListeningPorts;
 use crate::mode::Mode;
 use crate::port_state::PortState;
 use crate::ports::PortSet;
@@ -94,10 +96,16 @@ impl Heard {
     }
 }
 
-/// The capture filter for the detector's monitored ports: the host's answers and flows are
-/// kept only from the ports some active mode monitors.
-pub(super) fn filter_for(detector: &Detector, ack_family: bool) -> Filter {
-    let union = |modes: &[Mode]| {
+/// The capture filter for the detector's monitored ports: probes are kept only to ports some
+/// active mode monitors (and, with `SCAN_TRIGGER_MODE="trw"`, to listening ports: the walk
+/// counts contacts with them as successes), the host's answers and flows only from monitored
+/// ports.
+pub(super) fn filter_for(
+    detector: &Detector,
+    config: &Config,
+    listening: &ListeningPorts,
+) -> Filter {
+    let union = |modes: &[Mode], extra: &PortSet| {
         let mut set = PortSet::new();
         for &mode in modes {
             if let Some(ports) = detector.monitored_ports(mode) {
@@ -106,18 +114,28 @@ pub(super) fn filter_for(detector: &Detector, ack_family: bool) -> Filter {
                 }
             }
         }
-        set
+        let mut with_extra = set.clone();
+        if config.scan_trigger_mode == TriggerMode::Trw {
+            for (first, last) in extra.ranges() {
+                with_extra.insert_range(first, last);
+            }
+        }
+        (set, with_extra)
+    };
+    let (tcp, tcp_in) = union(&[Mode::StealthTcp, Mode::AdvancedTcp], &listening.tcp);
+    let (udp, udp_in) = union(&[Mode::StealthUdp, Mode::AdvancedUdp], &listening.udp);
+    let variant = if config.detect_ack_scans {
+        Variant::WithAckFamily
+    } else {
+        Variant::Probes
     };
     Filter {
-        variant: if ack_family {
-            crate::capture::bpf::Variant::WithAckFamily
-        } else {
-            crate::capture::bpf::Variant::Probes
+        variant,
+        incoming: Incoming::ToPorts {
+            tcp: tcp_in,
+            udp: udp_in,
         },
-        outgoing: Outgoing::FromPorts {
-            tcp: union(&[Mode::StealthTcp, Mode::AdvancedTcp]),
-            udp: union(&[Mode::StealthUdp, Mode::AdvancedUdp]),
-        },
+        outgoing: Outgoing::FromPorts { tcp, udp },
     }
 }
 
@@ -125,7 +143,8 @@ pub(super) fn filter_for(detector: &Detector, ack_family: bool) -> Filter {
 pub(super) fn refresh_filter(
     capture: &mut Capture,
     detector: &Detector,
-    ack_family: bool,
+    config: &Config,
+    listening: &ListeningPorts,
 ) -> Result<(), CaptureError> {
-    capture.set_filter(filter_for(detector, ack_family))
+    capture.set_filter(filter_for(detector, config, listening))
 }

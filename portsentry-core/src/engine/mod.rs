@@ -877,9 +877,13 @@ impl Engine {
     /// Compiles the monitored ports into the capture filter (start, reload, listening ports
     /// changed); a refusal is reported and the old filter stays.
     fn refresh_filter(&mut self) {
-        let ack_family = self.settings.config.detect_ack_scans;
         if let Some(capture) = self.sources.capture.as_mut()
-            && let Err(e) = heard::refresh_filter(capture, &self.detector, ack_family)
+            && let Err(e) = heard::refresh_filter(
+                capture,
+                &self.detector,
+                &self.settings.config,
+                &self.listening,
+            )
         {
             self.messages.push(error_message(format!(
                 "cannot attach the capture filter for the monitored ports, keeping the old one: {e}"
