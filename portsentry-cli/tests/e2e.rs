@@ -991,3 +991,83 @@ fn trw_trigger_catches_a_live_scan_after_its_failed_first_contacts() {
         assert!(daemon.stop().success(), "{}", daemon.output());
     }
 }
+
+/// The daemon's status document, once it was written after `after` (it is rewritten every
+/// 2 s).
+fn status_after(lab: &Lab, after: u64) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let fresh = wait_until(WAIT, || {
+        let (_, text) = lab.cli(&["status", "--json"]);
+        last = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        last["updated_at"].as_u64().is_some_and(|t| t > after)
+    });
+    assert!(fresh, "no fresh status: {last}");
+    last
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn the_kernel_filter_follows_the_monitored_ports() {
+    let Some(lab) = Lab::create("the_kernel_filter_follows_the_monitored_ports") else {
+        return;
+    };
+    let text = |tcp: &str| {
+        lab.config_text(
+            tcp,
+            "9",
+            "BLOCK_TCP=\"0\"\nBLOCK_UDP=\"0\"\nSCAN_TRIGGER=\"0\"\nSCAN_WINDOW=\"1\"\n",
+        )
+    };
+    let config = lab.write_config(&text("1,79"));
+    let mut daemon = Daemon::start(&lab, &config, &["--log-format", "json", "-stcp", "-sudp"]);
+    let received = |lab: &Lab| {
+        let status = status_after(lab, unix_now());
+        status["counters"]["capture"]["received"].as_u64().unwrap()
+    };
+    let before = received(&lab);
+    // Unmonitored ports: neither the SYNs nor the victim's resets leave the kernel.
+    lab.nmap("-sS", "80-90", VICTIM4);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(received(&lab), before, "{}", daemon.output());
+    // Nor the datagrams; only the victim's ICMP port unreachables do (kept whatever they
+    // quote, and rate-limited by the kernel): at most one per port.
+    lab.nmap("-sU", "10-20", VICTIM4);
+    std::thread::sleep(Duration::from_millis(500));
+    let after_udp = received(&lab);
+    assert!(after_udp - before <= 11, "{after_udp} {before}");
+    assert_eq!(
+        json_alerts(&daemon.output(), 0),
+        Vec::<serde_json::Value>::new()
+    );
+    let before = after_udp;
+
+    // A reload that adds port 85 recompiles the filter.
+    lab.write_config(&text("1,79,85"));
+    let since = daemon.output().len();
+    daemon.signal("-HUP");
+    daemon.expect_since(since, "(stcp) on TCP port(s): 1,79,85");
+    std::thread::sleep(Duration::from_millis(1200));
+    let since = daemon.output().len();
+    lab.nmap("-sS", "85", VICTIM4);
+    daemon.expect_since(since, "\"dst_port\":85");
+    assert!(
+        received(&lab) >= before + 2,
+        "the SYN and the victim's reset"
+    );
+
+    // A service that starts listening on 79 takes it out of the filter at the next refresh
+    // (every 10 s).
+    let _service = lab.service(true, 79);
+    std::thread::sleep(Duration::from_secs(11));
+    let settled = received(&lab);
+    lab.nmap("-sS", "79", VICTIM4);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(received(&lab), settled, "{}", daemon.output());
+    assert!(daemon.stop().success(), "{}", daemon.output());
+}
