@@ -23,8 +23,10 @@
 //! default only the host's *answers* and the start of its own flows, in narrow terms, so that
 //! ordinary outgoing traffic never leaves the kernel:
 //!
-//! * TCP with SYN or RST set (the host's SYN-ACK answers, its resets, the SYN of a connection
-//!   it opens), from a local port of the TCP port set;
+//! * TCP with SYN set (the host's SYN-ACK answers, the SYN of a connection it opens) and its
+//!   resets of segments without ACK (RST+ACK: the answer to a SYN, FIN, NULL or XMAS probe;
+//!   with [`Variant::WithAckFamily`] every reset, the answer to an ACK probe too), from a
+//!   local port of the TCP port set, so a flood of bare ACKs costs no frame;
 //! * UDP from a local port of the UDP port set (a reply to a probe, or a query the host sends
 //!   from that port and whose answer would otherwise look like a probe);
 //! * ICMP destination unreachable (type 3) and ICMPv6 destination unreachable (type 1), with
@@ -221,8 +223,6 @@ const IPV4_MORE_FRAGMENTS: u32 = 0x2000;
 const TCP_FLAGS_OFFSET: u32 = 13;
 /// The fixed IPv6 header.
 const IPV6_HEADER: u32 = 40;
-/// Offset of the TCP flags byte of a TCP header right after the 40-byte IPv6 header.
-const IPV6_TCP_FLAGS: u32 = IPV6_HEADER + TCP_FLAGS_OFFSET;
 const TCP_FIN: u32 = 0x01;
 const TCP_SYN: u32 = 0x02;
 const TCP_RST: u32 = 0x04;
@@ -243,12 +243,9 @@ enum Label {
     Drop,
     Outgoing,
     OutgoingIpv6,
-    OutTcp4,
-    OutUdp4,
-    OutIcmp4,
-    OutTcp6,
-    OutUdp6,
-    OutIcmp6,
+    OutTcp,
+    OutTcpLoad,
+    OutUdp,
     /// A = a local TCP port: the TCP port test.
     OutTcpPort,
     /// A = a local UDP port: the UDP port test.
@@ -410,77 +407,64 @@ fn inbound_lines(variant: Variant) -> Vec<Line> {
 }
 
 /// The outgoing part: frames this host sends (see the module docs).
-fn outgoing_lines(outgoing: &Outgoing, budget: &mut usize) -> Vec<Line> {
+fn outgoing_lines(variant: Variant, outgoing: &Outgoing, budget: &mut usize) -> Vec<Line> {
     let jeq =
         |k, yes: Option<Label>, no: Option<Label>| Jump(BPF_JMP | BPF_JEQ | BPF_K, k, yes, no);
+    let jset =
+        |k, yes: Option<Label>, no: Option<Label>| Jump(BPF_JMP | BPF_JSET | BPF_K, k, yes, no);
     let mut p = vec![
         // A still holds the packet type.
         Here(Label::Outgoing),
         jeq(PACKET_OUTGOING, None, Some(Label::OutDrop)),
         Stmt(BPF_LD | BPF_W | BPF_ABS, SKF_AD_PROTOCOL),
         jeq(ETHERTYPE_IPV4, None, Some(Label::OutgoingIpv6)),
-        // IPv4: later fragments carry no ports.
+        // IPv4: later fragments carry no ports. X = the IPv4 header length.
         Stmt(BPF_LD | BPF_H | BPF_ABS, 6),
-        Jump(
-            BPF_JMP | BPF_JSET | BPF_K,
-            IPV4_FRAGMENT_OFFSET_MASK,
-            Some(Label::OutDrop),
-            None,
-        ),
+        jset(IPV4_FRAGMENT_OFFSET_MASK, Some(Label::OutDrop), None),
         Stmt(BPF_LDX | BPF_B | BPF_MSH, 0),
         Stmt(BPF_LD | BPF_B | BPF_ABS, 9),
-        jeq(IPPROTO_TCP, Some(Label::OutTcp4), None),
-        jeq(IPPROTO_UDP, Some(Label::OutUdp4), None),
-        jeq(IPPROTO_ICMP, Some(Label::OutIcmp4), Some(Label::OutDrop)),
-        // X = IPv4 header length.
-        Here(Label::OutTcp4),
-        Stmt(BPF_LD | BPF_B | BPF_IND, TCP_FLAGS_OFFSET),
-        Jump(
-            BPF_JMP | BPF_JSET | BPF_K,
-            TCP_SYN | TCP_RST,
-            None,
-            Some(Label::OutDrop),
-        ),
-        Stmt(BPF_LD | BPF_H | BPF_IND, 0),
-        Always(Label::OutTcpPort),
-        Here(Label::OutUdp4),
-        Stmt(BPF_LD | BPF_H | BPF_IND, 0),
-        Always(Label::OutUdpPort),
-        Here(Label::OutIcmp4),
+        jeq(IPPROTO_TCP, Some(Label::OutTcp), None),
+        jeq(IPPROTO_UDP, Some(Label::OutUdp), None),
+        jeq(IPPROTO_ICMP, None, Some(Label::OutDrop)),
         Stmt(BPF_LD | BPF_B | BPF_IND, 0),
         jeq(
             ICMP_UNREACHABLE,
             Some(Label::OutAcceptLong),
             Some(Label::OutDrop),
         ),
-        // IPv6 (A holds the ethertype): only headers right after the fixed one.
+        // IPv6 (A holds the ethertype): only headers right after the fixed one. X = 40.
         Here(Label::OutgoingIpv6),
         jeq(ETHERTYPE_IPV6, None, Some(Label::OutDrop)),
+        Stmt(BPF_LDX | BPF_W | BPF_IMM, IPV6_HEADER),
         Stmt(BPF_LD | BPF_B | BPF_ABS, 6),
-        jeq(IPPROTO_TCP, Some(Label::OutTcp6), None),
-        jeq(IPPROTO_UDP, Some(Label::OutUdp6), None),
-        jeq(IPPROTO_ICMPV6, Some(Label::OutIcmp6), Some(Label::OutDrop)),
-        Here(Label::OutTcp6),
-        Stmt(BPF_LD | BPF_B | BPF_ABS, IPV6_TCP_FLAGS),
-        Jump(
-            BPF_JMP | BPF_JSET | BPF_K,
-            TCP_SYN | TCP_RST,
-            None,
-            Some(Label::OutDrop),
-        ),
-        Stmt(BPF_LD | BPF_H | BPF_ABS, IPV6_HEADER),
-        Always(Label::OutTcpPort),
-        Here(Label::OutUdp6),
-        Stmt(BPF_LD | BPF_H | BPF_ABS, IPV6_HEADER),
-        Always(Label::OutUdpPort),
-        Here(Label::OutIcmp6),
+        jeq(IPPROTO_TCP, Some(Label::OutTcp), None),
+        jeq(IPPROTO_UDP, Some(Label::OutUdp), None),
+        jeq(IPPROTO_ICMPV6, None, Some(Label::OutDrop)),
         Stmt(BPF_LD | BPF_B | BPF_ABS, IPV6_HEADER),
         jeq(
             ICMPV6_UNREACHABLE,
             Some(Label::OutAcceptLong),
             Some(Label::OutDrop),
         ),
+        // TCP: SYN (a flow start, or SYN-ACK: open) always; RST only as the answer to a
+        // segment without ACK (then it carries ACK), unless ACK-family probes count too.
+        Here(Label::OutTcp),
+        Stmt(BPF_LD | BPF_B | BPF_IND, TCP_FLAGS_OFFSET),
+        jset(TCP_SYN, Some(Label::OutTcpLoad), None),
+        jset(TCP_RST, None, Some(Label::OutDrop)),
     ];
+    if variant == Variant::Probes {
+        // A RST without ACK answers a segment with ACK: no probe this filter passes.
+        p.push(jset(TCP_ACK, None, Some(Label::OutDrop)));
+    }
+    p.extend([
+        Here(Label::OutTcpLoad),
+        Stmt(BPF_LD | BPF_H | BPF_IND, 0),
+        Always(Label::OutTcpPort),
+        Here(Label::OutUdp),
+        Stmt(BPF_LD | BPF_H | BPF_IND, 0),
+        Always(Label::OutUdpPort),
+    ]);
     let (tcp, udp) = match outgoing {
         Outgoing::FromPorts { tcp, udp } => (Some(tcp), Some(udp)),
         Outgoing::AnyPort | Outgoing::Nothing => (None, None),
@@ -591,7 +575,11 @@ fn lines(filter: &Filter) -> Vec<Line> {
         Stmt(BPF_RET | BPF_K, 0),
     ]);
     if hear_outgoing {
-        p.extend(outgoing_lines(&filter.outgoing, &mut budget));
+        p.extend(outgoing_lines(
+            filter.variant,
+            &filter.outgoing,
+            &mut budget,
+        ));
     }
     p
 }
@@ -1099,20 +1087,21 @@ mod outgoing_tests {
         let p = program(&monitored());
         for v6 in [false, true] {
             for port in [1, 79, 111, 32771, 32773, 32774] {
-                for flags in [SYN, SYN | ACK, RST, RST | ACK, SYN | 0x40] {
+                for flags in [SYN, SYN | ACK, RST | ACK, SYN | 0x40] {
                     assert_eq!(
                         out(&p, &tcp(v6, port, flags)),
                         SNAPLEN,
                         "{v6} {port} {flags:#x}"
                     );
                 }
-                for flags in [ACK, PSH | ACK, FIN | ACK, FIN, 0] {
+                // A bare RST answers a segment with ACK: no probe of this variant.
+                for flags in [ACK, PSH | ACK, FIN | ACK, FIN, 0, RST] {
                     assert_eq!(out(&p, &tcp(v6, port, flags)), 0, "{v6} {port} {flags:#x}");
                 }
             }
             for port in [0, 2, 78, 80, 110, 112, 32770, 32775, 40000, 65535] {
                 assert_eq!(out(&p, &tcp(v6, port, SYN | ACK)), 0, "{v6} {port}");
-                assert_eq!(out(&p, &tcp(v6, port, RST)), 0, "{v6} {port}");
+                assert_eq!(out(&p, &tcp(v6, port, RST | ACK)), 0, "{v6} {port}");
             }
             for port in [7, 137, 138, 139, 32770, 32772, 32774] {
                 assert_eq!(out(&p, &udp(v6, port)), SNAPLEN, "{v6} {port}");
@@ -1172,12 +1161,16 @@ mod outgoing_tests {
             outgoing: Outgoing::Nothing,
         });
         for port in [0, 22, 40000, 65535] {
-            assert_eq!(out(&any, &tcp(false, port, RST)), SNAPLEN);
+            assert_eq!(out(&any, &tcp(false, port, RST | ACK)), SNAPLEN);
             assert_eq!(out(&any, &udp(true, port)), SNAPLEN);
-            assert_eq!(out(&none, &tcp(false, port, RST)), 0);
+            assert_eq!(out(&none, &tcp(false, port, RST | ACK)), 0);
             assert_eq!(out(&none, &udp(true, port)), 0);
         }
         assert_eq!(out(&any, &tcp(false, 22, ACK)), 0);
+        // With ACK-family probes counted, the bare RST answering an ACK probe is kept too.
+        let acks = program(&Filter::new(Variant::WithAckFamily));
+        assert_eq!(out(&acks, &tcp(false, 22, RST)), SNAPLEN);
+        assert_eq!(out(&any, &tcp(false, 22, RST)), 0);
         assert_eq!(out(&none, &icmp(false, 3)), 0);
     }
 
@@ -1219,7 +1212,7 @@ mod outgoing_tests {
             for port in probes.into_iter().chain(edges) {
                 let expected = if set.contains(port) { SNAPLEN } else { 0 };
                 prop_assert_eq!(out(&p, &udp(false, port)), expected, "udp {}", port);
-                prop_assert_eq!(out(&p, &tcp(true, port, RST)), expected, "tcp {}", port);
+                prop_assert_eq!(out(&p, &tcp(true, port, RST | ACK)), expected, "tcp {}", port);
             }
         }
     }
