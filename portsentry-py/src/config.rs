@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet};
 
 use portsentry_core::config::{ConfigError as CoreConfigError, Loaded};
-use portsentry_core::{BlockMode, Config, PortSet};
+use portsentry_core::{BlockMode, Config, PortSet, TriggerMode};
 
 use crate::vocab::{BLOCK_MODE, Message, config_error, messages_to_py};
 
@@ -171,6 +171,13 @@ impl PyConfig {
         self.config.history_format.as_str()
     }
 
+    /// `SCAN_TRIGGER_MODE`: `count` (`scan_trigger` distinct ports) or `trw` (a Threshold
+    /// Random Walk over the outcomes of each source's first contacts).
+    #[getter]
+    fn scan_trigger_mode(&self) -> &'static str {
+        self.config.scan_trigger_mode.as_str()
+    }
+
     /// `BLOCKED_FILE`, if any (relative paths are relative to the state directory).
     #[getter]
     fn blocked_file(&self) -> Option<String> {
@@ -301,7 +308,7 @@ impl PyConfig {
 }
 
 /// The keyword overrides, by name: the detection settings of [`Config`].
-pub(crate) const OVERRIDE_KEYS: [&str; 14] = [
+pub(crate) const OVERRIDE_KEYS: [&str; 15] = [
     "tcp_ports",
     "udp_ports",
     "advanced_ports_tcp",
@@ -316,6 +323,7 @@ pub(crate) const OVERRIDE_KEYS: [&str; 14] = [
     "block_timeout",
     "detect_ack_scans",
     "never_block_infrastructure",
+    "scan_trigger_mode",
 ];
 
 /// Applies keyword overrides to `config`; returns every problem found (nothing is applied
@@ -359,6 +367,13 @@ fn apply_one(config: &mut Config, key: &str, value: &Bound<'_, PyAny>) -> Result
         "block_udp" => config.block_udp = block(value)?,
         "detect_ack_scans" => config.detect_ack_scans = switch(value)?,
         "never_block_infrastructure" => config.never_block_infrastructure = switch(value)?,
+        "scan_trigger_mode" => {
+            config.scan_trigger_mode = match value.extract::<String>().as_deref() {
+                Ok("count") => TriggerMode::Count,
+                Ok("trw") => TriggerMode::Trw,
+                _ => return Err(format!("expected \"count\" or \"trw\", got {value}")),
+            };
+        }
         _ => {
             return Err(format!(
                 "unknown setting: expected one of {}",

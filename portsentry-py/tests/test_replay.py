@@ -279,3 +279,13 @@ def test_alerts_carry_the_port_state_when_the_host_is_known(captures: Path) -> N
     assert blind and all(a.port_state == "unknown" for a in blind), blind
     udp = portsentry.replay(captures / "nmap-udp.pcap", **_victim())
     assert udp and all(a.port_state in ("unreachable", "filtered") for a in udp), udp
+
+
+def test_the_trw_trigger_needs_more_first_contacts_than_the_first_probe(captures: Path) -> None:
+    """SCAN_TRIGGER_MODE="trw": four failed first contacts net of the successful ones."""
+    path = captures / "nmap-fin.pcap"
+    count = portsentry.replay(path, _config(None), **_victim())
+    trw = portsentry.replay(path, _config(None).replace(scan_trigger_mode="trw"), **_victim())
+    assert [a.distinct_ports for a in count] == [1]
+    assert [a.distinct_ports for a in trw] == [4]
+    assert _config(None).replace(scan_trigger_mode="trw").scan_trigger_mode == "trw"
