@@ -6,16 +6,17 @@
 //! meant for fuzzing and tests only; they are not part of the stable API.
 
 use crate::Timestamp;
-use crate::classify::{LinkType, classify, classify_general};
+use crate::classify::{LinkType, SentKind, classify, classify_general, classify_sent};
 use crate::config::{Config, ConfigError, conf_file};
 use crate::ignore::{IgnoreError, IgnoreList};
 
 /// `classify` never panics, for any bytes and any link type, and its fast paths agree with
-/// the general path.
+/// the general path; `classify_sent` (the host's own frames) never panics either, and what
+/// it reads as a TCP answer or flow start carries the flags that say so.
 ///
 /// # Panics
 ///
-/// When the two paths disagree (or when `classify` itself panics).
+/// When the two paths disagree, when a sent frame is misread (or when either panics).
 pub fn classify_paths_agree(data: &[u8]) {
     for link in LinkType::ALL {
         let answer = classify(Timestamp::ZERO, link, data);
@@ -24,6 +25,23 @@ pub fn classify_paths_agree(data: &[u8]) {
             classify_general(Timestamp::ZERO, link, data),
             "{link}"
         );
+        // A flow start (a SYN alone, a datagram) is what the receiving side classifies as a
+        // SYN or UDP probe from the same port.
+        if let (Ok(sent), Ok(probe)) = (classify_sent(Timestamp::ZERO, link, data), answer) {
+            let expected = match sent.kind {
+                SentKind::Syn => Some(crate::ScanKind::Syn),
+                SentKind::Datagram => Some(crate::ScanKind::Udp),
+                _ => None,
+            };
+            if let Some(kind) = expected {
+                assert_eq!(probe.kind, kind, "{link}");
+                assert_eq!(
+                    (probe.source_port, probe.destination_port),
+                    (sent.local_port, sent.remote_port),
+                    "{link}"
+                );
+            }
+        }
     }
 }
 

@@ -7,8 +7,8 @@
 //!
 //! | Frame the host sent | [`SentKind`] |
 //! |---|---|
-//! | TCP SYN (without ACK) | [`SentKind::Syn`]: the host opens a connection |
-//! | TCP SYN+ACK | [`SentKind::SynAck`]: the port is open |
+//! | TCP SYN alone (ECE, CWR allowed) | [`SentKind::Syn`]: the host opens a connection |
+//! | TCP SYN+ACK alone (ECE, CWR allowed) | [`SentKind::SynAck`]: the port is open |
 //! | TCP with RST | [`SentKind::Reset`]: the port is closed |
 //! | UDP | [`SentKind::Datagram`]: a reply from an open port, or the host's own query |
 //! | ICMP type 3, ICMPv6 type 1 (destination unreachable) quoting TCP or UDP | [`SentKind::Unreachable`], with the quoted packet's addresses and ports |
@@ -32,6 +32,8 @@ const ICMPV6_UNREACHABLE: u8 = 1;
 /// The ICMP header before the quoted packet.
 const ICMP_HEADER: usize = 8;
 const IPV6_HEADER: usize = 40;
+/// FIN SYN RST PSH ACK URG.
+const SIX_FLAGS: u8 = 0x3f;
 
 /// What a frame the host sent is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,11 +106,13 @@ pub fn classify_sent(at: Timestamp, link: LinkType, frame: &[u8]) -> Result<Sent
                 (Protocol::Udp, SentKind::Datagram)
             } else {
                 let flags = TcpFlags(*header.payload.get(13).ok_or(Skip::Truncated)?);
+                // The six classic flags decide (ECE and CWR ride along on ECN setups).
+                let six = flags.bits() & SIX_FLAGS;
                 let kind = if flags.contains(TcpFlags::RST) {
                     SentKind::Reset
-                } else if flags.contains(TcpFlags::SYN | TcpFlags::ACK) {
+                } else if six == (TcpFlags::SYN | TcpFlags::ACK).bits() {
                     SentKind::SynAck
-                } else if flags.contains(TcpFlags::SYN) {
+                } else if six == TcpFlags::SYN.bits() {
                     SentKind::Syn
                 } else {
                     return Err(Skip::Established);
@@ -180,11 +184,14 @@ fn ip_header(packet: &[u8]) -> Result<IpHeader<'_>, Skip> {
                 let octets: [u8; 4] = read_array(&fixed, at).ok_or(Skip::Truncated)?;
                 Ok(IpAddr::V4(Ipv4Addr::from(octets)))
             };
+            // Up to the length the header announces (trailing bytes are no part of it), or
+            // to the end of a cut capture.
+            let total = usize::from(u16::from_be_bytes([fixed[2], fixed[3]])).min(packet.len());
             Ok(IpHeader {
                 source: address(12)?,
                 destination: address(16)?,
                 protocol: fixed[9],
-                payload: packet.get(header_len..).ok_or(Skip::Truncated)?,
+                payload: packet.get(header_len..total).ok_or(Skip::Malformed)?,
             })
         }
         6 => {
@@ -193,11 +200,18 @@ fn ip_header(packet: &[u8]) -> Result<IpHeader<'_>, Skip> {
                 let octets: [u8; 16] = read_array(&fixed, at).ok_or(Skip::Truncated)?;
                 Ok(IpAddr::V6(Ipv6Addr::from(octets)))
             };
+            let announced = usize::from(u16::from_be_bytes([fixed[4], fixed[5]]));
+            // Payload length 0 announces a jumbogram: the rest of the frame.
+            let total = if announced == 0 {
+                packet.len()
+            } else {
+                (IPV6_HEADER + announced).min(packet.len())
+            };
             Ok(IpHeader {
                 source: address(8)?,
                 destination: address(24)?,
                 protocol: fixed[6],
-                payload: packet.get(IPV6_HEADER..).ok_or(Skip::Truncated)?,
+                payload: packet.get(IPV6_HEADER..total).ok_or(Skip::Truncated)?,
             })
         }
         _ => Err(Skip::NotIp),
@@ -248,6 +262,9 @@ mod tests {
             (0x10, Err(Skip::Established)),
             (0x18, Err(Skip::Established)),
             (0x11, Err(Skip::Established)),
+            (0x03, Err(Skip::Established)),
+            (0x1a, Err(Skip::Established)),
+            (0x52, Ok(SentKind::SynAck)),
         ];
         for (flags, expected) in kinds {
             assert_eq!(sent(&tcp(flags)).map(|s| s.kind), expected, "{flags:#x}");
@@ -341,6 +358,37 @@ mod tests {
             for link in LinkType::ALL {
                 let _ = classify_sent(Timestamp::ZERO, link, &bytes);
             }
+        }
+
+        /// A flow start read here is the SYN probe the receiving side classifies, whatever
+        /// the flags, lengths and cuts.
+        #[test]
+        fn flow_starts_agree_with_classify(
+            flags in any::<u8>(),
+            v6 in any::<bool>(),
+            cut in 0usize..80,
+            shrink in 0u16..40,
+            payload in proptest::collection::vec(any::<u8>(), 0..8),
+        ) {
+            let mut frame = Vec::new();
+            let builder = if v6 {
+                PacketBuilder::ipv6(HOST6, PEER6, 64)
+            } else {
+                PacketBuilder::ipv4(HOST, PEER, 64)
+            };
+            builder.tcp(32771, 443, 1, 1024).write(&mut frame, &payload).unwrap();
+            frame[if v6 { 53 } else { 33 }] = flags;
+            if shrink > 0 {
+                // The header announces fewer bytes than follow (and More-Fragments, for v4).
+                let at = if v6 { 4 } else { 2 };
+                let announced = u16::from_be_bytes([frame[at], frame[at + 1]]).saturating_sub(shrink);
+                frame[at..at + 2].copy_from_slice(&announced.to_be_bytes());
+                if !v6 {
+                    frame[6] = 0x20;
+                }
+            }
+            frame.truncate(frame.len().saturating_sub(cut).max(1));
+            crate::fuzzing::classify_paths_agree(&frame);
         }
     }
 }
