@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use super::command::{self, run_argv};
 use super::{
-    Action, AlertContext, Outcome, ReleaseContext, Responder, ResponderError, Role, Step,
-    address_text,
+    Action, AlertContext, Outcome, ReapplyContext, ReleaseContext, Responder, ResponderError, Role,
+    Step, address_text,
 };
 use crate::config::{BlockMode, Config};
 
@@ -282,6 +282,20 @@ impl Responder for NftSet {
     fn on_release(&mut self, ctx: &ReleaseContext<'_>) -> Result<Outcome, ResponderError> {
         let address = ctx.release.address;
         self.step(Action::NftRemove, address, self.remove(address))
+    }
+
+    /// Adds the element again with the block's remaining time (an element still there is
+    /// no error for `nft add`); nothing is removed first, so the block never has a gap.
+    fn on_reapply(&mut self, ctx: &ReapplyContext<'_>) -> Result<Outcome, ResponderError> {
+        if ctx.alert.response != BlockMode::Block {
+            return Ok(Outcome::Skipped);
+        }
+        let address = ctx.record.address;
+        let remaining = Self {
+            element_timeout: ctx.remaining,
+            ..self.clone()
+        };
+        self.step(Action::Nft, address, remaining.add(address))
     }
 }
 

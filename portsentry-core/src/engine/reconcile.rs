@@ -1,0 +1,84 @@
+//! Reconciliation: the firewall is made to match the block table again, at start, after a
+//! reload and every `RECONCILE_INTERVAL`.
+//!
+//! Every block in force is handed to the responder thread as a re-application
+//! ([`crate::respond::Responder::on_reapply`]): the nftables element is added again with the
+//! block's remaining time; hosts.deny lines and commands, which cannot be queried, get their
+//! release actions (failures ignored) and then their blocking actions. Expired blocks are
+//! released by the engine's expiry as always, and outstanding releases from the journal run
+//! again at start, so after one interval every unexpired block is in force and every
+//! expired one is gone, whatever happened meanwhile (a crash, a reboot, a flush).
+//!
+//! Log lines and the history file are not written again: a block is recorded once.
+
+use std::time::Instant;
+
+use super::{Engine, error_message};
+use crate::config::BlockMode;
+use crate::probe::Protocol;
+use crate::respond::dispatch::Submitted;
+use crate::respond::{self, BlockStatus, ReapplyReport};
+
+impl Engine {
+    /// Re-applies every block in force now, and schedules the next reconciliation.
+    pub(super) fn reconcile(&mut self) {
+        let config = &self.settings.config;
+        self.next_reconcile = config.reconcile_interval.map(|d| Instant::now() + d);
+        let (tcp, udp) = (config.block_tcp, config.block_udp);
+        let clock = self.clock;
+        let records: Vec<_> = self
+            .detector
+            .blocks()
+            .map(|r| r.map_times(|t| clock.wall_of(t)))
+            .collect();
+        let Some(dispatcher) = &self.dispatcher else {
+            return;
+        };
+        let mut dropped = 0;
+        for record in records {
+            // The table is the truth: a block made while blocking was on stays in force
+            // after a reload to log-only, until it expires or is lifted.
+            let response = match record.mode.protocol() {
+                Protocol::Tcp => tcp,
+                Protocol::Udp => udp,
+            };
+            let response = match response {
+                BlockMode::LogOnly => BlockMode::Block,
+                other => other,
+            };
+            if dispatcher.submit_reapply(record, response) == Submitted::Dropped {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            self.messages.push(error_message(format!(
+                "reconciliation: {dropped} block(s) not re-applied, the response queue is full; \
+                 the next reconciliation tries again"
+            )));
+        }
+    }
+
+    /// Reconciles when `RECONCILE_INTERVAL` has passed since the last time.
+    pub(super) fn reconcile_if_due(&mut self) {
+        if self.next_reconcile.is_some_and(|at| Instant::now() >= at) {
+            self.reconcile();
+        }
+    }
+
+    /// Reports a re-application that failed (the block stays in the table; the next
+    /// reconciliation tries again).
+    pub(super) fn handle_reapply_report(&mut self, report: &ReapplyReport) {
+        if report.block == BlockStatus::Failed {
+            let failed: Vec<String> = report
+                .steps
+                .iter()
+                .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.action)))
+                .collect();
+            self.messages.push(error_message(format!(
+                "re-applying the block of {} failed: {}",
+                respond::address_text(report.record.address),
+                failed.join("; ")
+            )));
+        }
+    }
+}
