@@ -7,6 +7,8 @@
 //!
 //! * [`settle_alert`]: an alert's combined [`BlockStatus`] → recorded, failed, not requested
 //!   or to be undone;
+//! * [`settle_reapply`]: a pending block restored from the journal was re-applied →
+//!   recorded, or undone;
 //! * [`settle_release`]: a release's actions reported → the journal forgets it;
 //! * [`release_in_journal`] and [`forget_release_in_journal`]: the same two steps on a
 //!   journal read from `BLOCKED_FILE` when no detector runs.
@@ -100,6 +102,27 @@ pub fn settle_alert(
             Settled::Failed
         }
     }
+}
+
+/// Reports the outcome `status` of re-applying `record` (timeline times), for a pending
+/// block restored from the journal ([`crate::detector::RestoreSummary::completing`]): on
+/// success the block is recorded; otherwise it is undone, and the returned release must run
+/// (the journal holds it as releasing). Blocks in force are left as they are (a failed
+/// re-application is reported and tried again at the next reconciliation); `None` then.
+pub fn settle_reapply(
+    detector: &mut Detector,
+    record: &BlockRecord,
+    status: BlockStatus,
+    at: Timestamp,
+) -> Option<Release> {
+    if !detector.is_pending(record.address) {
+        return None;
+    }
+    if status == BlockStatus::Blocked || status == BlockStatus::NotRequested {
+        detector.confirm_pending(*record);
+        return None;
+    }
+    detector.unblock(record.address, at)
 }
 
 /// Reports that the release actions of `release` ran (whatever their result: a failed

@@ -97,9 +97,12 @@ pub struct RestoreSummary {
     /// Blocks of addresses now on the never-block list: restored as already expired, so the
     /// next [`Detector::expire`] releases them (their firewall entries get removed).
     pub released_protected: usize,
-    /// Pending blocks (their actions may have run before a crash or a stop) restored as
-    /// blocks, to be completed by re-applying their actions.
+    /// Pending blocks (their actions may have run before a crash or a stop), pending again
+    /// from the restore: the caller re-applies their actions and reports with
+    /// [`crate::block_outcome::settle_reapply`], which records or undoes them.
     pub completed_pending: usize,
+    /// Those pending blocks, as they are pending now.
+    pub completing: Vec<BlockRecord>,
     /// Releases that had not reported: their release actions must run again (returned by
     /// [`Detector::restore_journal`] for the caller to hand to the responders).
     pub resumed_releases: Vec<Release>,
@@ -461,6 +464,17 @@ impl Detector {
         Ok(record)
     }
 
+    /// Records that the re-applied actions of a pending block restored from the journal
+    /// succeeded: `record` is in force now. Does nothing (and returns false) unless its
+    /// address is still pending.
+    pub fn confirm_pending(&mut self, record: BlockRecord) -> bool {
+        if !self.blocks.is_pending(record.address) {
+            return false;
+        }
+        self.blocks.record_block(record);
+        true
+    }
+
     /// Records that the block actions for `address` failed: nothing is recorded as blocked.
     /// The source stays quiet until one window after its alert, then can alert (and be
     /// blocked) again. Returns true if it was pending.
@@ -573,9 +587,21 @@ impl Detector {
                 BlockState::Releasing => summary
                     .resumed_releases
                     .push(self.blocks.resume_release(entry.record, now)),
+                BlockState::Pending if self.never_block.check(entry.record.address).is_some() => {
+                    summary
+                        .resumed_releases
+                        .push(self.blocks.resume_release(entry.record, now));
+                }
                 BlockState::Pending => {
-                    summary.completed_pending += 1;
-                    blocks.push(entry.record);
+                    // Pending from now: the pending timeout counts from the completion.
+                    let record = BlockRecord {
+                        blocked_at: now,
+                        ..entry.record
+                    };
+                    if self.blocks.mark_pending(record) {
+                        summary.completed_pending += 1;
+                        summary.completing.push(record);
+                    }
                 }
                 BlockState::Blocked => blocks.push(entry.record),
             }
@@ -601,6 +627,11 @@ impl Detector {
     /// The limits on blocks (`MAX_BLOCKS`, `BLOCK_RATE`) in force.
     pub fn limits(&self) -> &BlockLimits {
         &self.limits
+    }
+
+    /// True when the block of `address` is pending (its actions have not reported).
+    pub fn is_pending(&self, address: IpAddr) -> bool {
+        self.blocks.is_pending(address)
     }
 
     /// True when `address` is blocked or its block is pending.

@@ -17,6 +17,10 @@ use crate::probe::Timestamp;
 use crate::respond::dispatch::{Report, Submitted};
 use crate::respond::{self, AlertReport, BlockStatus, blocked_file};
 
+/// What a start must hand to the responders from the journal: releases that had not
+/// reported, and pending blocks to complete.
+pub(super) type Restored = (Vec<Release>, Vec<crate::block_table::BlockRecord>);
+
 impl Engine {
     /// Hands the events of one batch to the responders. When an alert asks for a block, the
     /// journal (with that block pending) is written first: a crash while its actions run
@@ -101,7 +105,7 @@ impl Engine {
                     }
                     changed |= block_outcome::settle_release(&mut self.detector, &report.release);
                 }
-                Report::Reapply(report) => self.handle_reapply_report(&report),
+                Report::Reapply(report) => changed |= self.handle_reapply_report(&report),
                 Report::Errors(errors) => {
                     for (name, e) in errors {
                         self.messages
@@ -212,15 +216,16 @@ impl Engine {
     }
 
     /// Reads the journal into the detector (before the responders start); returns the
-    /// releases that had not reported, to be run once they have. A file that cannot be
-    /// parsed is moved aside (nothing lost) and reported.
-    pub(super) fn restore_journal(&mut self) -> Result<Vec<Release>, EngineError> {
+    /// releases that had not reported and the pending blocks to complete, to be handed to
+    /// the responders once they run. A file that cannot be parsed is moved aside (nothing
+    /// lost) and reported.
+    pub(super) fn restore_journal(&mut self) -> Result<Restored, EngineError> {
         let Some(path) = self.settings.config.blocked_file.clone() else {
-            return Ok(Vec::new());
+            return Ok(Restored::default());
         };
         let Some(text) = blocked_file::read_if_exists(&path).map_err(EngineError::BlockedFile)?
         else {
-            return Ok(Vec::new());
+            return Ok(Restored::default());
         };
         let entries = match parse_journal(&text) {
             Ok(entries) => entries,
@@ -238,7 +243,7 @@ impl Engine {
                         Err(m) => format!("could not move it aside ({m}); starting without blocks"),
                     }
                 )));
-                return Ok(Vec::new());
+                return Ok(Restored::default());
             }
         };
         let clock = self.clock;
@@ -274,7 +279,7 @@ impl Engine {
                 path.display()
             )));
         }
-        Ok(summary.resumed_releases)
+        Ok((summary.resumed_releases, summary.completing))
     }
 
     /// Writes the journal, times on the wall clock, atomically.

@@ -346,7 +346,7 @@ impl Engine {
         };
         let (fanout, commands_enabled) = engine.build_responders(&engine.settings.clone())?;
         engine.commands_enabled = commands_enabled;
-        let resumed = engine.restore_journal()?;
+        let (resumed, completing) = engine.restore_journal()?;
         engine.dispatcher = Some(spawn_dispatcher(fanout, &engine.settings.config, None)?);
         engine.report_watching();
         let now = engine.clock.now();
@@ -354,6 +354,7 @@ impl Engine {
             engine.submit_release(release, now);
         }
         engine.release_due(now);
+        engine.reapply(completing);
         engine.reconcile();
         engine.write_blocked_file();
         Ok(engine)

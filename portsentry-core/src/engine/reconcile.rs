@@ -14,6 +14,8 @@
 use std::time::Instant;
 
 use super::{Engine, error_message};
+use crate::block_outcome;
+use crate::block_table::BlockRecord;
 use crate::config::BlockMode;
 use crate::probe::Protocol;
 use crate::respond::dispatch::Submitted;
@@ -22,15 +24,19 @@ use crate::respond::{self, BlockStatus, ReapplyReport};
 impl Engine {
     /// Re-applies every block in force now, and schedules the next reconciliation.
     pub(super) fn reconcile(&mut self) {
+        self.next_reconcile = self
+            .settings
+            .config
+            .reconcile_interval
+            .map(|d| Instant::now() + d);
+        let records: Vec<BlockRecord> = self.detector.blocks().copied().collect();
+        self.reapply(records);
+    }
+
+    /// Hands the re-application of `records` (timeline times) to the responder thread.
+    pub(super) fn reapply(&mut self, records: Vec<BlockRecord>) {
         let config = &self.settings.config;
-        self.next_reconcile = config.reconcile_interval.map(|d| Instant::now() + d);
         let (tcp, udp) = (config.block_tcp, config.block_udp);
-        let clock = self.clock;
-        let records: Vec<_> = self
-            .detector
-            .blocks()
-            .map(|r| r.map_times(|t| clock.wall_of(t)))
-            .collect();
         let Some(dispatcher) = &self.dispatcher else {
             return;
         };
@@ -46,7 +52,8 @@ impl Engine {
                 BlockMode::LogOnly => BlockMode::Block,
                 other => other,
             };
-            if dispatcher.submit_reapply(record, response) == Submitted::Dropped {
+            let shown = record.map_times(|t| self.clock.wall_of(t));
+            if dispatcher.submit_reapply(shown, response) == Submitted::Dropped {
                 dropped += 1;
             }
         }
@@ -65,9 +72,15 @@ impl Engine {
         }
     }
 
-    /// Reports a re-application that failed (the block stays in the table; the next
-    /// reconciliation tries again).
-    pub(super) fn handle_reapply_report(&mut self, report: &ReapplyReport) {
+    /// Records a re-application: a pending block restored from the journal is recorded, or
+    /// undone when its actions failed; a failed re-application of a block in force is
+    /// reported (the block stays in the table; the next reconciliation tries again). True
+    /// when the journal changed.
+    pub(super) fn handle_reapply_report(&mut self, report: &ReapplyReport) -> bool {
+        let now = self.clock.now();
+        let record = report.record.map_times(|t| self.clock.timeline_of(t));
+        let pending = self.detector.is_pending(record.address);
+        let undo = block_outcome::settle_reapply(&mut self.detector, &record, report.block, now);
         if report.block == BlockStatus::Failed {
             let failed: Vec<String> = report
                 .steps
@@ -75,10 +88,15 @@ impl Engine {
                 .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.action)))
                 .collect();
             self.messages.push(error_message(format!(
-                "re-applying the block of {} failed: {}",
+                "re-applying the block of {} failed: {}{}",
                 respond::address_text(report.record.address),
-                failed.join("; ")
+                failed.join("; "),
+                if undo.is_some() { "; undoing it" } else { "" }
             )));
         }
+        if let Some(release) = undo {
+            self.submit_release(release, now);
+        }
+        pending
     }
 }
