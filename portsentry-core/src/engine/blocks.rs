@@ -12,7 +12,7 @@ use super::{Engine, EngineError, RELEASE_RETRY, error_message, info, warning};
 use crate::block_outcome::{self, Settled};
 use crate::block_table::{JournalEntry, parse_journal};
 use crate::config::BlockMode;
-use crate::event::{Alert, Event, Release};
+use crate::event::{Alert, Event, IgnoreReason, Release};
 use crate::probe::Timestamp;
 use crate::respond::dispatch::{Report, Submitted};
 use crate::respond::{self, AlertReport, BlockStatus, blocked_file};
@@ -51,6 +51,11 @@ impl Engine {
                 {
                     self.submit_display(Event::AlreadyBlocked(probe));
                 }
+                // Only forged packets carry a reserved source: counted, never a line each.
+                Event::Ignored {
+                    reason: IgnoreReason::Reserved,
+                    ..
+                } => {}
                 Event::Ignored { .. } => self.submit_display(event),
                 _ => {}
             }
