@@ -125,7 +125,7 @@ pub fn blocked_file_invariants(data: &[u8]) {
                 Ok(again) => again,
                 Err(e) => panic!("an accepted journal does not parse back: {e}\n{written}"),
             };
-            let mut sorted = entries.clone();
+            let mut sorted = entries;
             sorted.sort_by_key(|e| (e.record.address, e.state));
             assert_eq!(again, sorted);
             assert_eq!(format_journal(&again), written);
