@@ -946,7 +946,21 @@ fn after_a_reboot_unexpired_blocks_are_back_and_expired_ones_gone() {
         .status()
         .unwrap();
     assert!(flush.success());
-    std::fs::write(lab.path("hosts.deny"), "").unwrap();
+    // Entries the table does not know (portsentry's own set, lines of its template, plus a
+    // line it did not write): the first two go, the hand-written line stays.
+    let stray = "203.0.113.99";
+    std::fs::write(
+        lab.path("hosts.deny"),
+        format!("ALL: {stray} : DENY\nsshd: 198.51.100.0/24\n"),
+    )
+    .unwrap();
+    let add = lab
+        .victim_cmd("nft")
+        .args(["add", "element", "inet", "pse2e", "blocked4"])
+        .arg(format!("{{ {stray} }}"))
+        .status()
+        .unwrap();
+    assert!(add.success());
     assert!(blackholes(&lab).is_empty());
     // Wait until the early block has expired (9 s) while the late one has not.
     std::thread::sleep(Duration::from_secs(4));
@@ -963,6 +977,10 @@ fn after_a_reboot_unexpired_blocks_are_back_and_expired_ones_gone() {
         .read("hosts.deny")
         .contains(&format!("ALL: {late} : DENY"))));
     assert!(!lab.read("hosts.deny").contains(early));
+    assert!(wait_until(WAIT, || !lab.nft_set(stray).contains(stray)));
+    assert!(wait_until(WAIT, || !lab.read("hosts.deny").contains(stray)));
+    assert!(lab.read("hosts.deny").contains("sshd: 198.51.100.0/24"));
+    daemon.expect("reconciliation removed 2 entr(y/ies) the block table does not know");
     assert!(
         wait_until(WAIT, || !lab.read("blocked").contains(early)),
         "{}",

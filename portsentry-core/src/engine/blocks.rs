@@ -111,6 +111,17 @@ impl Engine {
                     changed |= block_outcome::settle_release(&mut self.detector, &report.release);
                 }
                 Report::Reapply(report) => changed |= self.handle_reapply_report(&report),
+                Report::Pruned(steps) => {
+                    let removed: Vec<String> = steps
+                        .iter()
+                        .map(|s| format!("{} {}", s.action, s.detail))
+                        .collect();
+                    self.messages.push(warning(format!(
+                        "reconciliation removed {} entr(y/ies) the block table does not know: {}",
+                        removed.len(),
+                        removed.join(", ")
+                    )));
+                }
                 Report::Errors(errors) => {
                     for (name, e) in errors {
                         self.messages

@@ -9,6 +9,11 @@
 //! again at start, so after one interval every unexpired block is in force and every
 //! expired one is gone, whatever happened meanwhile (a crash, a reboot, a flush).
 //!
+//! Then the entries the table does not know are removed where they can be listed: elements
+//! of portsentry's nftables sets, and hosts.deny lines that the `KILL_HOSTS_DENY` template
+//! produced ([`crate::respond::Responder::prune`]). Commands cannot be listed; for them the
+//! journal itself is the guarantee (a block is written as pending before its command runs).
+//!
 //! Log lines and the history file are not written again: a block is recorded once.
 
 use std::time::Instant;
@@ -31,6 +36,18 @@ impl Engine {
             .map(|d| Instant::now() + d);
         let records: Vec<BlockRecord> = self.detector.blocks().copied().collect();
         self.reapply(records);
+        // Every address the journal knows is kept: blocks, pending ones (their actions may be
+        // running) and releasing ones (their release undoes them anyway).
+        let keep: Vec<std::net::IpAddr> =
+            self.detector.journal().map(|e| e.record.address).collect();
+        if let Some(d) = &self.dispatcher
+            && d.submit_prune(keep) == Submitted::Dropped
+        {
+            self.messages.push(error_message(
+                "reconciliation: the clean-up of unknown entries was not queued (queue full)"
+                    .to_owned(),
+            ));
+        }
     }
 
     /// Hands the re-application of `records` (timeline times) to the responder thread.

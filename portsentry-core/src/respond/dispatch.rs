@@ -125,6 +125,8 @@ pub enum Report {
     Release(ReleaseReport),
     /// A block was re-applied (reconciliation).
     Reapply(ReapplyReport),
+    /// Entries of addresses the block table does not know were removed (reconciliation).
+    Pruned(Vec<super::Step>),
     /// Responders failed on a notice or a flush (by responder name).
     Errors(Vec<(String, ResponderError)>),
 }
@@ -133,6 +135,7 @@ enum Job {
     Alert(Alert),
     Release(Release),
     Reapply(BlockRecord, BlockMode),
+    Prune(Vec<std::net::IpAddr>),
     Flush,
 }
 
@@ -368,6 +371,19 @@ impl Dispatcher {
         )
     }
 
+    /// Queues the removal of entries of every address not in `keep` (see
+    /// [`Fanout::prune`]). Never blocks.
+    pub fn submit_prune(&self, mut keep: Vec<std::net::IpAddr>) -> Submitted {
+        keep.iter_mut().for_each(|a| *a = a.to_canonical());
+        keep.sort_unstable();
+        let c = &self.shared.counters;
+        self.push_action(
+            Job::Prune(keep),
+            &c.dropped_releases,
+            &c.unreported_releases,
+        )
+    }
+
     /// Queues whatever `event` needs: alerts and releases go to the action queue, ignored
     /// and already-blocked probes to the notice queue; the rest needs nothing. Never blocks.
     pub fn submit_event(&self, event: &Event) -> Submitted {
@@ -553,6 +569,13 @@ fn work(
             Next::Action(Job::Reapply(record, response)) => Some(Report::Reapply(
                 fanout.handle_reapply(&record, response, now()),
             )),
+            Next::Action(Job::Prune(keep)) => {
+                let (steps, errors) = fanout.prune(&keep);
+                if !errors.is_empty() {
+                    let _ = tx.send(Report::Errors(errors));
+                }
+                (!steps.is_empty()).then_some(Report::Pruned(steps))
+            }
             Next::Action(Job::Flush) => {
                 let errors = fanout.flush();
                 (!errors.is_empty()).then_some(Report::Errors(errors))

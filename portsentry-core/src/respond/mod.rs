@@ -484,6 +484,19 @@ pub trait Responder: Send {
         })
     }
 
+    /// Removes the entries this responder made for addresses that `keep` refuses (the
+    /// block table does not know them: a block of an older version, a hand-made entry in
+    /// portsentry's own set). Called only on [`Role::Block`] responders, during
+    /// reconciliation. Default: nothing (commands cannot be queried).
+    ///
+    /// # Errors
+    ///
+    /// Any [`ResponderError`]; it is reported.
+    fn prune(&mut self, keep: &dyn Fn(IpAddr) -> bool) -> Result<Vec<Step>, ResponderError> {
+        let _ = keep;
+        Ok(Vec::new())
+    }
+
     /// Handles a notice (ignored source, already-blocked source, dropped jobs). Default:
     /// nothing.
     ///
@@ -520,6 +533,9 @@ impl<R: Responder + ?Sized> Responder for Box<R> {
     }
     fn on_reapply(&mut self, ctx: &ReapplyContext<'_>) -> Result<Outcome, ResponderError> {
         (**self).on_reapply(ctx)
+    }
+    fn prune(&mut self, keep: &dyn Fn(IpAddr) -> bool) -> Result<Vec<Step>, ResponderError> {
+        (**self).prune(keep)
     }
     fn on_notice(&mut self, notice: &Notice<'_>) -> Result<(), ResponderError> {
         (**self).on_notice(notice)
@@ -844,6 +860,26 @@ impl Fanout {
             steps: collect_steps(&reports),
             responders: reports,
         }
+    }
+
+    /// Removes, on every blocking responder, the entries of addresses not in `keep` (sorted);
+    /// returns the steps taken and the errors, by responder name.
+    pub fn prune(&mut self, keep: &[IpAddr]) -> (Vec<Step>, Vec<(String, ResponderError)>) {
+        let known = |address: IpAddr| keep.binary_search(&address.to_canonical()).is_ok();
+        let mut steps = Vec::new();
+        let mut errors = Vec::new();
+        for r in self
+            .responders
+            .iter_mut()
+            .filter(|r| r.role() == Role::Block)
+        {
+            let name = r.name().to_owned();
+            match guarded(&name, || r.prune(&known)) {
+                Ok(taken) => steps.extend(taken),
+                Err(e) => errors.push((name, e)),
+            }
+        }
+        (steps, errors)
     }
 
     /// Passes a notice to every responder; returns the errors, by responder name.
