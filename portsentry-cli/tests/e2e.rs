@@ -1177,6 +1177,21 @@ fn a_forged_flood_is_bounded_and_a_real_scan_inside_it_is_detected() {
         out.contains("not blocked: BLOCK_RATE reached (60 new blocks a minute)"),
         "{out}"
     );
+    // Every refusal is counted (the status file is rewritten every 2 s).
+    let mut status = String::new();
+    let counted = wait_until(WAIT, || {
+        status = lab.cli(&["status"]).1;
+        status
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("alerts not blocked because of MAX_BLOCKS/BLOCK_RATE ")
+            })
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > 1000)
+    });
+    assert!(counted, "{status}");
 
     // Same flood, SCAN_TRIGGER 3: the real scanner inside it is detected.
     lab.write_config(&text(3));
