@@ -9,21 +9,35 @@
 //! # One turn
 //!
 //! 1. Receive a batch of frames from the capture (stealth and advanced modes), classify each
-//!    one (skips are counted, see [`EngineStatus::skips`]), let the detector decide, and hand
-//!    alerts, releases and notices to the [`Dispatcher`] (which never blocks).
+//!    one (skips are counted, see [`EngineStatus::skips`]) and let the detector decide, on the
+//!    engine's monotonic timeline (module `clock`: a step of the system clock changes no window,
+//!    expiry, rate limit or timer). When an alert asks for a block, the journal
+//!    (`BLOCKED_FILE`, with that block pending) is written *before* the alert goes to the
+//!    [`Dispatcher`] (which never blocks); alerts refused by `MAX_BLOCKS`/`BLOCK_RATE` are
+//!    counted and summarised (module `limits`); a blocked source's further probes are counted, with
+//!    one "already blocked" line per block.
 //! 2. Accept connections and datagrams on the connect-mode sockets (`tcp`, `udp`); after the
 //!    detector has decided, `PORT_BANNER` is sent to a contact that reached the trigger
 //!    ([`Event::Alert`] or [`Event::AlreadyAlerted`]), never to an ignored, below-trigger or
 //!    already blocked one (PortSentry 1.2 and 2.0 sent it to blocked hosts too).
-//! 3. Take the responders' reports: a block that succeeded is recorded
-//!    ([`Detector::record_block`]) and the `BLOCKED_FILE` rewritten atomically; a failed one
-//!    is reported back ([`Detector::record_block_failed`]) so the source can alert again.
+//! 3. Take the responders' reports through the one block path
+//!    ([`crate::block_outcome`]): a block that succeeded is recorded, a failed one dropped
+//!    (the source can alert again), a release that reported leaves the journal; the journal
+//!    is rewritten atomically (module `blocks`).
 //! 4. Release expired blocks ([`Detector::expire`]): the release actions run on the
-//!    responder thread. A release that finds the response queue full keeps its block and is
-//!    tried again a second later, so no firewall entry is forgotten.
+//!    responder thread, the journal says `releasing` until they reported. A release that
+//!    finds the response queue full keeps its block and is tried again a second later, so no
+//!    firewall entry is forgotten.
 //! 5. Every [`EngineOptions::refresh_interval`] (10 s by default): re-read the listening ports
 //!    (stealth and advanced modes skip ports a real service owns) and the host's own
-//!    addresses, gateways and resolvers (the never-block list).
+//!    addresses, gateways and resolvers (the never-block list); a block of an address that
+//!    became protected is released at once.
+//! 6. Every `RECONCILE_INTERVAL` (and at start and after a reload): re-apply the block table
+//!    to the firewall and remove what it does not know (module `reconcile`).
+//!
+//! At start the journal is read back: pending blocks are completed (re-applied, or undone
+//! when that fails), unfinished releases run again. [`Engine::shutdown`] waits at most
+//! `STOP_TIMEOUT` for queued actions and leaves the rest in the journal.
 //!
 //! # Never run commands from a file anyone may edit
 //!

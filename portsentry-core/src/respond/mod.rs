@@ -428,7 +428,7 @@ impl ResponderError {
 /// every wait must be bounded (commands have a timeout).
 ///
 /// Blocking responders return [`Outcome::Acted`] with their steps when every step
-/// succeeded, [`Outcome::Skipped`] when the alert's [`BlockMode`](crate::BlockMode) asks
+/// succeeded, [`Outcome::Skipped`] when the alert's [`BlockMode`] asks
 /// nothing of them, and an error (usually [`ResponderError::BlockFailed`]) otherwise.
 /// Reporting responders return [`Outcome::Reported`].
 pub trait Responder: Send {
