@@ -1021,7 +1021,18 @@ fn sigterm_with_queued_jobs_stops_within_stop_timeout_and_the_next_start_complet
             lab.path("blocked").display(),
         ))
     };
-    let config = conf("sleep 20", 3);
+    // Each command first checks that the journal already lists its block as pending: the
+    // journal is written before the actions run.
+    let seen = lab.path("seen");
+    let blocked = lab.path("blocked");
+    let pending_first = |then: &str, log: &Path| {
+        format!(
+            "grep -q '^$TARGET$ .* pending$' {} && echo $TARGET$ >> {}; {then}",
+            blocked.display(),
+            log.display()
+        )
+    };
+    let config = conf(&pending_first("sleep 20", &seen), 3);
     let mut daemon = Daemon::start(&lab, &config, &["-stcp"]);
     let sources: Vec<String> = (40..45).map(|i| format!("203.0.113.{i}")).collect();
     let script = sources
@@ -1043,6 +1054,11 @@ fn sigterm_with_queued_jobs_stops_within_stop_timeout_and_the_next_start_complet
             == 5),
         "{:?}",
         journal(&lab)
+    );
+    assert!(
+        wait_until(WAIT, || !lab.read("seen").is_empty()),
+        "the first command did not find its pending entry: {}",
+        lab.read("blocked")
     );
     let stopping = Instant::now();
     let code = daemon.stop();
@@ -1079,7 +1095,7 @@ fn sigterm_with_queued_jobs_stops_within_stop_timeout_and_the_next_start_complet
     assert!(second.elapsed() < Duration::from_secs(2));
 
     // The next start completes the five blocks.
-    let config = conf(&format!("echo $TARGET$ >> {}", done.display()), 10);
+    let config = conf(&pending_first("true", &done), 10);
     let mut daemon = Daemon::start(&lab, &config, &["-stcp"]);
     assert!(
         daemon
