@@ -295,14 +295,22 @@ fn reload(engine: &mut Engine, origin: &Origin, logger: &Logger) {
     let _ = sd_notify::notify(&[NotifyState::Ready]);
 }
 
-/// Logs the configuration's warnings, except the permission findings (the engine reports
-/// those itself, with what they disable).
+/// Logs the configuration's warnings, except the permission findings the engine reports
+/// itself (with what they disable); the others (files root writes, a file replaced while it
+/// was read) are logged here.
 fn log_config_warnings(logger: &Logger, checked: &Checked) {
     let findings: HashSet<String> =
         permissions::check_config_files(checked.origin.path(), &checked.config)
             .iter()
             .map(ToString::to_string)
             .collect();
+    if !checked.findings.is_empty() {
+        logger.admin(
+            Severity::Warning,
+            "log only: no command, file write or nftables change is made until the findings \
+             below are fixed",
+        );
+    }
     for warning in checked.warnings.iter().filter(|w| !findings.contains(*w)) {
         logger.admin(Severity::Warning, warning);
     }

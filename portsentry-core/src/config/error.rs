@@ -133,6 +133,15 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
+    /// The file holds more than [`MAX_INPUT_BYTES`](crate::permissions::MAX_INPUT_BYTES)
+    /// (1 MiB); it was not read further.
+    #[error("{} is larger than {limit} bytes: refused (a configuration file is far smaller)", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The file has one or more invalid lines. All of them are listed (in line order), and
     /// the warnings found on the way too.
     #[error("{file}: {} error(s) in the configuration; first: {}", problems.len(), problems.first().map(ToString::to_string).unwrap_or_default())]

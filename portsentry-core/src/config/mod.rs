@@ -78,6 +78,7 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::permissions::{self, PermissionFinding, ReadError};
 use crate::ports::PortSet;
 
 /// What to do when a source crosses the trigger (`BLOCK_TCP` / `BLOCK_UDP`).
@@ -262,15 +263,42 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Read`] when the file cannot be read; [`ConfigError::Invalid`] with every
+    /// [`ConfigError::Read`] when the file cannot be read; [`ConfigError::TooLarge`] above
+    /// 1 MiB; [`ConfigError::Invalid`] with every
     /// problem of the file otherwise (bytes that are not UTF-8 are an error inside a value and
     /// ignored in comments, which older files write in Latin-1).
     pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
+        Self::load_checked(path).map(|(loaded, _)| loaded)
+    }
+
+    /// As [`Config::load`], with the permission findings of the file's whole path: the file
+    /// is opened once, at most [`MAX_INPUT_BYTES`](permissions::MAX_INPUT_BYTES) (1 MiB) are
+    /// read from that descriptor, and the path is checked against what was read
+    /// ([`permissions::read_checked`]). A caller running as root must take no root action
+    /// the file controls while there is a finding ([`permissions::disarm`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Read`] when the file cannot be read, [`ConfigError::TooLarge`] above
+    /// the limit, [`ConfigError::Invalid`] as [`Config::load`].
+    pub fn load_checked(
+        path: impl AsRef<Path>,
+    ) -> Result<(Loaded, Vec<PermissionFinding>), ConfigError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let file =
+            permissions::read_checked(path, permissions::MAX_INPUT_BYTES).map_err(|error| {
+                match error {
+                    ReadError::TooLarge { limit, .. } => ConfigError::TooLarge {
+                        path: path.to_owned(),
+                        limit,
+                    },
+                    ReadError::Io { source, .. } => ConfigError::Read {
+                        path: path.to_owned(),
+                        source,
+                    },
+                }
+            })?;
+        let bytes = file.bytes;
         // Old files may carry Latin-1 comments: decode leniently, then refuse only values
         // that held bytes which are not UTF-8 (a comment's bytes do not matter).
         let text = String::from_utf8_lossy(&bytes);
@@ -289,7 +317,7 @@ impl Config {
         if config.hosts_deny_file.is_relative() {
             config.hosts_deny_file = base.join(&config.hosts_deny_file);
         }
-        Ok(loaded)
+        Ok((loaded, file.findings))
     }
 
     /// Makes relative `HISTORY_FILE` and `BLOCKED_FILE` paths relative to `state_dir`

@@ -910,9 +910,10 @@ impl Engine {
 }
 
 /// The responders for `settings` ([`respond::from_config`] plus `log`), with the
-/// permission findings of its files: when there is any, `KILL_ROUTE`, `KILL_HOSTS_DENY`,
-/// `KILL_RUN_CMD` and `UNBLOCK_CMD` are left out (they run as root, and anyone who can edit
-/// those files could choose them).
+/// permission findings of its files: when there is any, the configuration is
+/// [disarmed](permissions::disarm) first: no `KILL_*` or `UNBLOCK_CMD` command, no nftables
+/// set, no history file (they act as root, and anyone who can edit those files could choose
+/// them).
 ///
 /// # Errors
 ///
@@ -925,10 +926,7 @@ pub fn responders(
         permissions::check_config_files(settings.config_file.as_deref(), &settings.config);
     let mut config = settings.config.clone();
     if !findings.is_empty() {
-        config.kill_route = None;
-        config.kill_hosts_deny = None;
-        config.kill_run_cmd = None;
-        config.unblock_cmd = None;
+        permissions::disarm(&mut config);
     }
     Ok((respond::from_config(&config, log)?, findings))
 }
