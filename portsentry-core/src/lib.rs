@@ -81,6 +81,7 @@ pub mod located;
 mod net_table;
 pub mod permissions;
 pub mod ports;
+pub mod state_file;
 
 pub use config::{BlockMode, Config, HistoryFormat};
 pub use ports::PortSet;
