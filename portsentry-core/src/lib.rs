@@ -74,6 +74,7 @@ pub use probe::{Probe, Protocol, ScanKind, TcpFlags, Timestamp};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub mod config;
+pub mod control;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ignore;
