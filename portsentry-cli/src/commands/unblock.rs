@@ -6,17 +6,18 @@
 //! from the `BLOCKED_FILE` and runs the release actions (hosts.deny line removed, nftables
 //! element deleted, `UNBLOCK_CMD`), printing their log lines.
 
-use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use portsentry_core::control::{self, Answer};
 use portsentry_core::engine;
 use portsentry_core::respond::{LogResponder, LogStyle, address_text, blocked_file};
 use portsentry_core::{Release, Timestamp, config, format_records, parse_records};
 
 use super::{EXIT_FAILURE, report_failure};
 use crate::config_source::{self, Origin};
+use crate::run::ClientError;
 use crate::state_files;
 
 /// Options of `unblock`.
@@ -33,22 +34,23 @@ pub(crate) fn run(args: &Args, origin: Origin) -> anyhow::Result<ExitCode> {
     let socket = state_files::socket_path(&config::state_directory());
     match crate::run::request_unblock(&socket, address) {
         Ok(answer) => Ok(report_answer(&answer, address)),
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+        Err(ClientError::NoDetector(_)) => offline(address, origin),
+        Err(untrusted @ ClientError::Untrusted(_)) => {
+            // Not root's socket: no detector of ours is behind it.
+            eprintln!("portsentry: warning: {untrusted}");
             offline(address, origin)
         }
-        Err(e) => {
-            Err(e).with_context(|| format!("cannot talk to the detector at {}", socket.display()))
-        }
+        Err(e) => Err(e.into()),
     }
 }
 
 fn report_answer(answer: &str, address: IpAddr) -> ExitCode {
-    match answer.split_once(' ') {
-        Some(("released", _)) => {
+    match control::parse_answer(answer) {
+        Answer::Released(_) => {
             println!("portsentry: {address} released by the running detector");
             ExitCode::SUCCESS
         }
-        Some(("not-blocked", _)) => {
+        Answer::NotBlocked(_) => {
             eprintln!("portsentry: {address} is not blocked");
             ExitCode::from(EXIT_FAILURE)
         }

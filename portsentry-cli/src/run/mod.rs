@@ -18,10 +18,10 @@ pub(crate) mod log_sink;
 mod pid_file;
 mod syslog;
 
-pub(crate) use control::request_unblock;
+pub(crate) use control::{ClientError, request_unblock};
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -130,11 +130,20 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         Err(error) => return Ok(report_start_failure(&error, &modes)),
     };
     let state_dir = checked.state_dir.clone();
-    let bound = control::bind(&state_files::socket_path(&state_dir))?;
     let pid_path = args.pid_file.clone().or_else(|| {
         args.daemon
             .then(|| PathBuf::from(pid_file::DEFAULT_PID_FILE))
     });
+    state_files::prepare_state_directory(&state_dir, pid_path.as_deref())?;
+    let access = control::Access {
+        group: checked
+            .config
+            .control_group
+            .as_deref()
+            .map(|name| control::resolve_group(name, Path::new("/etc/group")))
+            .transpose()?,
+    };
+    let bound = control::bind(&state_files::socket_path(&state_dir), access)?;
     if let Some(path) = &pid_path {
         pid_file::check_free(path)?;
     }
@@ -154,6 +163,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         .map(pid_file::PidFile::write)
         .transpose()?;
     let signals = Signals::register()?;
+    let replaced_socket = bound.replaced.clone();
     let control = bound
         .start()
         .context("cannot start the control socket thread")?;
@@ -163,6 +173,9 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         &format!("portsentry {} is starting.", env!("CARGO_PKG_VERSION")),
     );
     log_config_warnings(&logger, &checked);
+    if let Some(replaced) = replaced_socket {
+        logger.admin(Severity::Warning, &replaced);
+    }
     let factory_logger = logger.clone();
     let options = EngineOptions {
         log: Some(Box::new(move || factory_logger.responder())),

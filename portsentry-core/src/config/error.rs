@@ -75,6 +75,14 @@ pub enum ProblemKind {
         /// The value as written.
         value: String,
     },
+    /// `CONTROL_GROUP` is neither a group name nor a number.
+    #[error(
+        "`{value}` is not a group: expected a group name (letters, digits, `_`, `.`, `-`, at most 32) or a number"
+    )]
+    NotAGroup {
+        /// The value as written.
+        value: String,
+    },
     /// `NFT_SET` is not `FAMILY TABLE SET` with a valid family and names.
     #[error("`{value}` is not an nftables set: {reason}")]
     NotAnNftSet {

@@ -52,6 +52,7 @@
 //! | `DETECT_ACK_SCANS` | new | 0/1: count bare-ACK and FIN+ACK probes | 0 |
 //! | `NEVER_BLOCK_GATEWAYS` | new | 0/1: never block default gateways and resolvers | 1 |
 //! | `NFT_SET` | new | `"FAMILY TABLE SET"`, family `ip`/`ip6`/`inet`, names `[A-Za-z0-9_-]`; `""`: none | none |
+//! | `CONTROL_GROUP` | new | group (name or gid) whose members may use the control socket besides root; `""`: root only | none |
 //!
 //! Numbers are decimal, without sign; switches are exactly `0` or `1`; `""` is an error for
 //! every key whose column above does not say what `""` means.
@@ -164,6 +165,9 @@ pub struct Config {
     pub nft_set: Option<String>,
     /// `PORT_BANNER`: text sent to connect-mode clients.
     pub port_banner: Option<String>,
+    /// `CONTROL_GROUP` (new): members of this group (name or number) may use the control
+    /// socket besides root; `None`: root only.
+    pub control_group: Option<String>,
 }
 
 /// PortSentry's classic "aware" TCP port list (Debian's sample file).
@@ -375,6 +379,7 @@ impl Config {
             never_block_infrastructure: true,
             nft_set: None,
             port_banner: None,
+            control_group: None,
         }
     }
 }

@@ -222,6 +222,7 @@ fn apply(config: &mut Config, key: &str, value: &str) -> Result<(), ProblemKind>
         "DETECT_ACK_SCANS" => config.detect_ack_scans = switch(value)?,
         "NEVER_BLOCK_GATEWAYS" => config.never_block_infrastructure = switch(value)?,
         "NFT_SET" => config.nft_set = nft_set(value)?,
+        "CONTROL_GROUP" => config.control_group = group_name(value)?,
         // Unknown keys are filtered out by the caller; nothing to store.
         _ => {}
     }
@@ -333,6 +334,27 @@ fn target_template(value: &str) -> Result<Option<String>, ProblemKind> {
     match optional_text(value) {
         Some(text) if !text.contains("$TARGET$") => Err(ProblemKind::MissingTarget),
         other => Ok(other),
+    }
+}
+
+/// A group name as `useradd` accepts them (letters, digits, `_`, `.`, `-`, not starting
+/// with `-`, at most 32 bytes) or a numeric gid; `""`: none.
+fn group_name(value: &str) -> Result<Option<String>, ProblemKind> {
+    let name = value.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let valid = name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if valid {
+        Ok(Some(name.to_owned()))
+    } else {
+        Err(ProblemKind::NotAGroup {
+            value: value.to_owned(),
+        })
     }
 }
 
