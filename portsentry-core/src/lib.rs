@@ -73,6 +73,7 @@ pub use probe::{Probe, Protocol, ScanKind, TcpFlags, Timestamp};
 /// The version of this crate, as Cargo knows it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+pub mod banner_gate;
 pub mod config;
 pub mod control;
 #[doc(hidden)]

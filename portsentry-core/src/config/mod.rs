@@ -42,7 +42,7 @@
 //! | `KILL_RUN_CMD` | 1.2+2.0 | shell command; `$TARGET$`, `$PORT$`, `$MODE$` optional | none |
 //! | `KILL_RUN_CMD_FIRST` | 1.2+2.0 | 0/1: run `KILL_RUN_CMD` before the other actions | 0 |
 //! | `SCAN_TRIGGER` | 1.2+2.0 | 0-64: 0 and 1 alarm at once, N at the Nth distinct port | 0 |
-//! | `PORT_BANNER` | 1.2+2.0 | text sent in the connect modes; `""`: none | none |
+//! | `PORT_BANNER` | 1.2+2.0 | text sent in the connect modes, with an alert only, once per source per `SCAN_WINDOW`; `""`: none | none |
 //! | `HISTORY_FORMAT` | new | `classic` (1.2, fail2ban), `v2` (2.0 `Scan from:`), `json` | classic |
 //! | `UNBLOCK_CMD` | new | shell command run when a block expires | none |
 //! | `HOSTS_DENY_FILE` | new | where `KILL_HOSTS_DENY` lines go | `/etc/hosts.deny` |

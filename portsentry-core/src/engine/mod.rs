@@ -12,9 +12,10 @@
 //!    one (skips are counted, see [`EngineStatus::skips`]), let the detector decide, and hand
 //!    alerts, releases and notices to the [`Dispatcher`] (which never blocks).
 //! 2. Accept connections and datagrams on the connect-mode sockets (`tcp`, `udp`); after the
-//!    detector has decided, `PORT_BANNER` is sent to a contact that reached the trigger
-//!    ([`Event::Alert`] or [`Event::AlreadyAlerted`]), never to an ignored, below-trigger or
-//!    already blocked one (PortSentry 1.2 and 2.0 sent it to blocked hosts too).
+//!    detector has decided, `PORT_BANNER` is sent with an alert ([`Event::Alert`]) only, and
+//!    at most once per source per `SCAN_WINDOW` ([`BannerGate`]): never to an ignored,
+//!    protected, below-trigger, already-alerted or blocked source, so forged datagrams cannot
+//!    make it an amplifier (PortSentry 1.2 and 2.0 answered every one, blocked hosts too).
 //! 3. Take the responders' reports: a block that succeeded is recorded
 //!    ([`Detector::record_block`]) and the `BLOCKED_FILE` rewritten atomically; a failed one
 //!    is reported back ([`Detector::record_block_failed`]) so the source can alert again.
@@ -53,6 +54,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::banner_gate::BannerGate;
 use crate::block_table::{BlockRecord, parse_records};
 use crate::capture::{CaptureError, CaptureStats, now};
 use crate::classify::{LinkType, SkipCounts, classify};
@@ -264,6 +266,7 @@ pub struct Engine {
     facts: HostFacts,
     listening: ListeningPorts,
     banner: Option<Vec<u8>>,
+    banner_gate: BannerGate,
     commands_enabled: bool,
     contacts: Vec<Contact>,
     releases: Vec<Release>,
@@ -315,6 +318,7 @@ impl Engine {
             retiring: Vec::new(),
             restore_errors: None,
             banner: banner_bytes(&settings.config),
+            banner_gate: BannerGate::new(settings.config.scan_window),
             settings,
             options,
             facts,
@@ -412,8 +416,10 @@ impl Engine {
             let probe = contact.probe();
             let event = self.detector.observe(&probe);
             submit(&mut self.detector, self.dispatcher.as_ref(), &event);
-            let reached = matches!(event, Event::Alert(_) | Event::AlreadyAlerted(_));
-            if let (true, Some(banner)) = (reached, &self.banner) {
+            // Only with an alert, once per source per window: never an amplifier.
+            if let (Event::Alert(_), Some(banner)) = (&event, &self.banner)
+                && self.banner_gate.admit(probe.source, probe.at)
+            {
                 // The peer may be gone already: nothing to report.
                 let _ = contact.send_banner(banner);
             }
@@ -621,6 +627,7 @@ impl Engine {
         }
         self.commands_enabled = commands_enabled;
         self.banner = banner_bytes(&settings.config);
+        self.banner_gate.set_window(settings.config.scan_window);
         self.detector
             .set_never_block(self.facts.never_block(settings.ignore.as_ref()));
         self.settings = settings;
