@@ -10,8 +10,10 @@
 //! 5. pid file, signal handlers, control thread, the engine (responder thread), then
 //!    `READY=1` to systemd.
 //!
-//! Then the main loop: one engine turn (≤ 200 ms), pending unblock requests, SIGHUP (reload)
-//! and SIGTERM/SIGINT (stop), and the status file every 2 seconds.
+//! Then the main loop: one engine turn (≤ 200 ms), pending unblock requests, SIGHUP (reload;
+//! signals coalesce: one reload at a time, at most one pending, held while the previous
+//! reload's responders finish their jobs) and SIGTERM/SIGINT (stop), and the status file
+//! every 2 seconds.
 
 mod control;
 pub(crate) mod log_sink;
@@ -205,7 +207,9 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         if signals.stop.swap(false, Ordering::SeqCst) {
             break;
         }
-        if signals.reload.swap(false, Ordering::SeqCst) {
+        // SIGHUPs coalesce: the flag stays set (one pending reload) while the responders
+        // of the previous reload still finish their jobs.
+        if !engine.reload_in_progress() && signals.reload.swap(false, Ordering::SeqCst) {
             reload(&mut engine, &origin, &logger);
             next_status = Instant::now();
         }

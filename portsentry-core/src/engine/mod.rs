@@ -647,6 +647,14 @@ impl Engine {
         Ok(())
     }
 
+    /// True while the responders an earlier [`Engine::reload`] replaced are still finishing
+    /// their queued jobs. A caller that reloads on a signal holds the next reload until this
+    /// is false, so that signals coalesce (one reload at a time, at most one pending) and a
+    /// burst of SIGHUPs during a slow command cannot pile up responder threads.
+    pub fn reload_in_progress(&self) -> bool {
+        !self.retiring.is_empty()
+    }
+
     /// A snapshot of state and counters (reads the kernel's capture counters).
     pub fn status(&mut self) -> EngineStatus {
         if let Some(capture) = self.sources.capture.as_mut() {
