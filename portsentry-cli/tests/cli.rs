@@ -455,5 +455,65 @@ fn debian_file_when_installed() {
     assert!(!r.stderr.contains("unknown key"), "{}", r.stderr);
 }
 
+/// Runs `portsentry args...` under python3 and returns its exit code, stderr and peak
+/// resident memory in KiB (`getrusage(RUSAGE_CHILDREN)` of the python process, whose only
+/// child is portsentry); `None` without python3.
+fn peak_memory(args: &[&str]) -> Option<(i32, String, u64)> {
+    let script = "import resource, subprocess, sys\n\
+                  r = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)\n\
+                  sys.stderr.write(r.stderr.decode(errors='replace'))\n\
+                  print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n";
+    let out = Command::new("python3")
+        .args(["-c", script, env!("CARGO_BIN_EXE_portsentry")])
+        .args(args)
+        .env_remove("PORTSENTRY_CONFIG")
+        .output()
+        .ok()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut words = stdout.split_whitespace();
+    let code = words.next()?.parse().ok()?;
+    let kib = words.next()?.parse().ok()?;
+    Some((code, String::from_utf8_lossy(&out.stderr).into_owned(), kib))
+}
+
+/// The issue's reproduction: `check-config -c /dev/zero` (or `IGNORE_FILE="/dev/zero"`) grew
+/// to 2.1 GB before failing. Now the read stops past 1 MiB, with a clear message and a peak
+/// resident size under 64 MiB.
+#[test]
+fn endless_files_are_refused_without_filling_memory() {
+    let Some((code, stderr, kib)) = peak_memory(&["check-config", "-c", "/dev/zero"]) else {
+        eprintln!("skipped: needs python3 to measure the peak memory of the child");
+        return;
+    };
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("/dev/zero is larger than 1048576 bytes: refused"),
+        "{stderr}"
+    );
+    assert!(kib < 64 * 1024, "peak RSS {kib} KiB");
+    eprintln!("check-config -c /dev/zero: peak RSS {kib} KiB");
+
+    let dir = Scratch::new("zero");
+    let conf = dir.write(
+        "p.conf",
+        "TCP_PORTS=\"1\"\nIGNORE_FILE=\"/dev/zero\"\n",
+        0o644,
+    );
+    let (code, stderr, kib) = peak_memory(&["check-config", "-c", conf.to_str().unwrap()]).unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("ignore file /dev/zero is larger than 1048576 bytes"),
+        "{stderr}"
+    );
+    assert!(kib < 64 * 1024, "peak RSS {kib} KiB");
+    // Just below the limit still loads (comments only).
+    let big = dir.write(
+        "big.conf",
+        &format!("TCP_PORTS=\"1\"\n{}\n", "#".repeat(1_000_000)),
+        0o644,
+    );
+    assert_eq!(check(&big).code, Some(0));
+}
+
 #[path = "cli/replay.rs"]
 mod replay;
