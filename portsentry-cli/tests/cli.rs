@@ -288,6 +288,36 @@ fn permission_findings_are_warnings() {
     assert!(r.stderr.contains("blocking commands will not run"));
 }
 
+/// A state directory others can write (the issue: under `/tmp`) let them plant links and
+/// sockets where root writes: the daemon now refuses to start, naming it, before it opens
+/// anything.
+#[test]
+fn a_state_directory_others_can_write_stops_the_daemon() {
+    if !is_root() {
+        eprintln!("skipped: needs root (the check is for root's files)");
+        return;
+    }
+    let scratch = Scratch::new("state");
+    let conf = scratch.write("portsentry.conf", "TCP_PORTS=\"1\"\n", 0o644);
+    let state = scratch.0.join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r =
+        run(portsentry(&["-c", conf.to_str().unwrap(), "--mode", "tcp"])
+            .env("STATE_DIRECTORY", &state));
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "the state directory {} is not safe for root's files",
+            state.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("mode 0777"), "{}", r.stderr);
+    assert!(!state.join("portsentry.sock").exists());
+}
+
 #[test]
 fn ignore_file_is_loaded_and_its_errors_are_fatal() {
     let scratch = Scratch::new("ignore");

@@ -2,7 +2,8 @@
 //!
 //! Order of start, chosen so that every startup error is said on the terminal:
 //!
-//! 1. load the configuration and the ignore file (errors: file:line, exit 1);
+//! 1. load the configuration and the ignore file (errors: file:line, exit 1); as root, check
+//!    that the state directory (and the pid file's) is root's alone (exit 1 otherwise);
 //! 2. open the probe sources: the `AF_PACKET` capture and the connect-mode sockets (no
 //!    privilege: exactly what is missing, exit 77);
 //! 3. bind the control socket (another detector running: exit 1);
@@ -127,16 +128,16 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
     if let Some(problem) = problem {
         eprintln!("portsentry: warning: {problem}");
     }
-    let sources = match Sources::open(&modes, &checked.config, args.interface.as_deref()) {
-        Ok(sources) => sources,
-        Err(error) => return Ok(report_start_failure(&error, &modes)),
-    };
     let state_dir = checked.state_dir.clone();
     let pid_path = args.pid_file.clone().or_else(|| {
         args.daemon
             .then(|| PathBuf::from(pid_file::DEFAULT_PID_FILE))
     });
     state_files::prepare_state_directory(&state_dir, pid_path.as_deref())?;
+    let sources = match Sources::open(&modes, &checked.config, args.interface.as_deref()) {
+        Ok(sources) => sources,
+        Err(error) => return Ok(report_start_failure(&error, &modes)),
+    };
     let access = control::Access {
         group: checked
             .config
