@@ -67,6 +67,10 @@ fn offline(address: IpAddr, origin: Origin) -> anyhow::Result<ExitCode> {
         Ok(checked) => checked,
         Err(failure) => return Ok(report_failure(&failure)),
     };
+    if let Some(finding) = checked.findings.first() {
+        // The configuration was disarmed: its BLOCKED_FILE and release actions are not trusted.
+        bail!("no detector is running, and the configuration is not root's alone: {finding}");
+    }
     let Some(path) = checked.config.blocked_file.clone() else {
         bail!("no detector is running and the configuration has no BLOCKED_FILE");
     };
