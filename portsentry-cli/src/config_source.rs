@@ -141,6 +141,14 @@ pub(crate) fn load(origin: Origin) -> Result<Checked, Failure> {
             Err(err) => return Err(Failure::Unreadable(err.to_string())),
         },
     };
+    if let Some(group) = &config.control_group
+        && let Err(e) = crate::run::resolve_group(group, Path::new(crate::run::GROUP_FILE))
+    {
+        warnings.push(format!(
+            "{}: {e:#}: the detector will not start",
+            origin_label(&origin)
+        ));
+    }
     if config::running_as_root() {
         for file in permissions::written_files(&config) {
             findings.extend(permissions::check_written_file(file));

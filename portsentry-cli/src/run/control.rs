@@ -32,6 +32,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use portsentry_core::control::{self, Answer, Request as Line};
 
+/// Where `CONTROL_GROUP` names are looked up.
+pub(crate) const GROUP_FILE: &str = "/etc/group";
 /// How long a client may take to send its request, and the main loop to answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 

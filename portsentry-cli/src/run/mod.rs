@@ -21,7 +21,7 @@ pub(crate) mod log_sink;
 mod pid_file;
 mod syslog;
 
-pub(crate) use control::{ClientError, request_unblock};
+pub(crate) use control::{ClientError, GROUP_FILE, request_unblock, resolve_group};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -143,7 +143,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
             .config
             .control_group
             .as_deref()
-            .map(|name| control::resolve_group(name, Path::new("/etc/group")))
+            .map(|name| control::resolve_group(name, Path::new(GROUP_FILE)))
             .transpose()?,
     };
     let bound = control::bind(&state_files::socket_path(&state_dir), access)?;

@@ -45,6 +45,17 @@ fn a_request_round_trips_and_a_second_detector_is_refused() {
 }
 
 #[test]
+fn a_control_group_opens_the_socket_to_its_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portsentry.sock");
+    // Our own primary group: changing to it needs no privilege.
+    let gid = rustix::process::getegid().as_raw();
+    let _bound = bind(&path, Access { group: Some(gid) }).unwrap();
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.gid()), (0o660, gid));
+}
+
+#[test]
 fn our_own_stale_socket_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("portsentry.sock");
