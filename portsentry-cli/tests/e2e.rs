@@ -799,6 +799,11 @@ fn a_config_through_a_link_in_nobodys_directory_takes_no_root_action() {
         assert!(!lab.path(file).exists(), "{file} was written");
     }
     assert!(!lab.nft_set(ATTACKER4).contains(ATTACKER4));
+    // Wait for a status file written after the start (every 2 s).
+    assert!(wait_until(WAIT, || lab
+        .cli(&["status"])
+        .1
+        .contains("blocking commands: DISABLED, log only")));
     assert!(daemon.stop().success(), "{}", daemon.output());
 }
 

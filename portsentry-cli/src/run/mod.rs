@@ -151,6 +151,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         pid_file::check_free(path)?;
     }
     let settings = checked.settings();
+    let checked_trusted = checked.findings.is_empty();
     if args.daemon {
         // Open the history file and check the responders now, while errors still reach the
         // terminal.
@@ -202,6 +203,8 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         running: true,
     };
     let status_path = state_files::status_path(&state_dir);
+    // False while a permission finding keeps the configuration in log-only mode.
+    let mut trusted = checked_trusted;
     let mut next_status = Instant::now();
     let mut code = ExitCode::SUCCESS;
     loop {
@@ -211,7 +214,9 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         // SIGHUPs coalesce: the flag stays set (one pending reload) while the responders
         // of the previous reload still finish their jobs.
         if !engine.reload_in_progress() && signals.reload.swap(false, Ordering::SeqCst) {
-            reload(&mut engine, &origin, &logger);
+            if let Some(now_trusted) = reload(&mut engine, &origin, &logger) {
+                trusted = now_trusted;
+            }
             next_status = Instant::now();
         }
         while let Some(request) = control.try_recv() {
@@ -230,7 +235,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         }
         log_messages(&logger, engine.take_messages());
         if Instant::now() >= next_status {
-            let document = state_files::status_json(&meta, &engine.status());
+            let document = state_files::status_json(&meta, &trusted_status(&mut engine, trusted));
             if let Err(e) = state_files::write_status(&status_path, &document) {
                 logger.admin(
                     Severity::Error,
@@ -242,7 +247,8 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
     }
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
     logger.admin(Severity::Info, "PortSentry is shutting down");
-    let (status, messages) = engine.shutdown();
+    let (mut status, messages) = engine.shutdown();
+    status.commands_enabled &= trusted;
     log_messages(&logger, messages);
     let final_meta = StatusMeta {
         running: false,
@@ -262,8 +268,9 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
 }
 
 /// SIGHUP: load the configuration and ignore file again and apply them; a broken file is
-/// reported with file:line and the configuration in force stays.
-fn reload(engine: &mut Engine, origin: &Origin, logger: &Logger) {
+/// reported with file:line and the configuration in force stays. Returns whether the applied
+/// configuration is trusted (no permission finding), `None` when the old one stays.
+fn reload(engine: &mut Engine, origin: &Origin, logger: &Logger) -> Option<bool> {
     if let Ok(state) = NotifyState::monotonic_usec_now() {
         let _ = sd_notify::notify(&[NotifyState::Reloading, state]);
     }
@@ -271,6 +278,7 @@ fn reload(engine: &mut Engine, origin: &Origin, logger: &Logger) {
         Severity::Info,
         &format!("reloading the configuration from {origin}"),
     );
+    let mut applied = None;
     match config_source::load(origin.clone()) {
         Ok(checked) => {
             log_config_warnings(logger, &checked);
@@ -278,6 +286,7 @@ fn reload(engine: &mut Engine, origin: &Origin, logger: &Logger) {
                 Ok(()) => {
                     log_messages(logger, engine.take_messages());
                     logger.admin(Severity::Info, "configuration reloaded");
+                    applied = Some(checked.findings.is_empty());
                 }
                 Err(error) => {
                     log_messages(logger, engine.take_messages());
@@ -311,6 +320,7 @@ fn reload(engine: &mut Engine, origin: &Origin, logger: &Logger) {
         ),
     }
     let _ = sd_notify::notify(&[NotifyState::Ready]);
+    applied
 }
 
 /// Logs the configuration's warnings, except the permission findings the engine reports
@@ -332,6 +342,14 @@ fn log_config_warnings(logger: &Logger, checked: &Checked) {
     for warning in checked.warnings.iter().filter(|w| !findings.contains(*w)) {
         logger.admin(Severity::Warning, warning);
     }
+}
+
+/// The engine's status, with commands shown disabled while the configuration is disarmed for
+/// a finding the engine does not see itself (a file root writes, a file replaced while read).
+fn trusted_status(engine: &mut Engine, trusted: bool) -> engine::EngineStatus {
+    let mut status = engine.status();
+    status.commands_enabled &= trusted;
+    status
 }
 
 fn log_messages(logger: &Logger, messages: Vec<Message>) {
