@@ -29,10 +29,12 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
 
 use crate::config::{BlockMode, Config};
 
@@ -185,7 +187,8 @@ pub struct CheckedFile {
 /// Opens `path` once, reads at most `limit` bytes from that descriptor and checks the whole
 /// path chain against the opened file (see the [module documentation](self)).
 ///
-/// The open does not wait on a FIFO, and the read stops at `limit + 1` bytes, so
+/// The open (`O_NONBLOCK`) does not wait on a FIFO nor take a terminal, and the read stops at
+/// `limit + 1` bytes, so
 /// `/dev/zero` or a multi-gigabyte file cost at most `limit` bytes of memory.
 ///
 /// # Errors
@@ -193,15 +196,17 @@ pub struct CheckedFile {
 /// [`ReadError::Io`] when the file cannot be opened or read, [`ReadError::TooLarge`] when it
 /// holds more than `limit` bytes.
 pub fn read_checked(path: &Path, limit: u64) -> Result<CheckedFile, ReadError> {
-    let io_error = |source| ReadError::Io {
+    let io_error = |source: io::Error| ReadError::Io {
         path: path.to_owned(),
         source,
     };
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc_flags::NONBLOCK | libc_flags::NOCTTY)
-        .open(path)
-        .map_err(io_error)?;
+    let file = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+    .map_err(|e| io_error(e.into()))?;
     let opened = file.metadata().map_err(io_error)?;
     let bytes = read_at_most(&file, limit)
         .map_err(io_error)?
@@ -211,15 +216,6 @@ pub fn read_checked(path: &Path, limit: u64) -> Result<CheckedFile, ReadError> {
         })?;
     let findings = check_opened(path, &opened);
     Ok(CheckedFile { bytes, findings })
-}
-
-/// Open flags not named by the standard library (values from Linux's `fcntl.h`, the same on
-/// every architecture Linux supports except the few that nobody runs portsentry on).
-mod libc_flags {
-    /// `O_NONBLOCK`: opening a FIFO does not wait for a writer.
-    pub(super) const NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
-    /// `O_NOCTTY`: a terminal never becomes the controlling terminal.
-    pub(super) const NOCTTY: i32 = rustix::fs::OFlags::NOCTTY.bits() as i32;
 }
 
 /// Reads `file` to its end, or `None` when it holds more than `limit` bytes.
