@@ -119,6 +119,16 @@ pub(crate) fn load(origin: Origin) -> Result<Checked, Failure> {
     config.resolve_state_paths(&state_dir);
     let ignore = match &config.ignore_file {
         None => None,
+        Some(path) if !findings.is_empty() => {
+            // The name comes from a file others control: root reads nothing it names.
+            warnings.push(format!(
+                "{}: IGNORE_FILE {} is not read while the configuration is not root's alone \
+                 (see below): no address is ignored through it",
+                origin_label(&origin),
+                path.display()
+            ));
+            None
+        }
         Some(path) if !path.exists() => {
             warnings.push(format!(
                 "{}: IGNORE_FILE {} does not exist: no address is ignored through it",

@@ -288,6 +288,30 @@ fn permission_findings_are_warnings() {
     assert!(r.stderr.contains("blocking commands will not run"));
 }
 
+/// A configuration others can write must not make root read (and echo in its errors) a file
+/// it names: the ignore file is not read at all then.
+#[test]
+fn an_untrusted_configuration_names_no_file_root_reads() {
+    let scratch = Scratch::new("untrusted");
+    let secret = scratch.write("secret", "root:$6$not-for-you\n", 0o600);
+    let conf = scratch.write(
+        "portsentry.conf",
+        &format!("TCP_PORTS=\"1\"\nIGNORE_FILE=\"{}\"\n", secret.display()),
+        0o666,
+    );
+    let r = check(&conf);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "IGNORE_FILE {} is not read while the configuration is not root's alone",
+            secret.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("not-for-you") && !r.stdout.contains("not-for-you"));
+}
+
 /// A state directory others can write (the issue: under `/tmp`) let them plant links and
 /// sockets where root writes: the daemon now refuses to start, naming it, before it opens
 /// anything.
