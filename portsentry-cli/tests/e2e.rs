@@ -959,16 +959,23 @@ fn sighups_during_a_slow_command_coalesce() {
     let Some(lab) = Lab::create("sighups_during_a_slow_command_coalesce") else {
         return;
     };
+    let started = lab.path("command-started");
     let config = lab.write_config(&format!(
-        "TCP_PORTS=\"1,79\"\nHISTORY_FILE=\"{}\"\nBLOCK_TCP=\"2\"\nKILL_RUN_CMD=\"sleep 4\"\n",
-        lab.path("history").display()
+        "TCP_PORTS=\"1,79\"\nHISTORY_FILE=\"{}\"\nBLOCK_TCP=\"2\"\n\
+         KILL_RUN_CMD=\"touch {}; sleep 4\"\n",
+        lab.path("history").display(),
+        started.display()
     ));
     let mut daemon = Daemon::start(&lab, &config, &["-stcp"]);
     let pid = daemon.child.id();
     let (threads, fds) = (proc_count(pid, "task"), proc_count(pid, "fd"));
-    // The command runs for 4 s from the scan on; the alert is printed once it is done, so
-    // the signals go out right away.
+    // The command runs for 4 s (the alert is printed once it is done): the signals go out
+    // as soon as it has started.
     lab.nmap("-sS", "1", VICTIM4);
+    assert!(
+        wait_until(WAIT, || started.exists()),
+        "the command did not start"
+    );
     let (mut most_threads, mut most_fds) = (threads, fds);
     for _ in 0..100 {
         daemon.signal("-HUP");
