@@ -1300,3 +1300,53 @@ fn a_backward_clock_step_neither_silences_a_scan_nor_prolongs_a_block() {
     assert!(stamp + 1800 < unix_now(), "{}", lab.read("blocked"));
     assert!(daemon.stop().success(), "{}", daemon.output());
 }
+
+/// Issue 9: an address that becomes the host's own after it was blocked (a DHCP renew, an
+/// address added by hand) is released at the next refresh of the host's addresses, not kept
+/// blocked while being reported "protected".
+#[test]
+fn a_block_of_an_address_that_becomes_the_hosts_own_is_released() {
+    let test = "a_block_of_an_address_that_becomes_the_hosts_own_is_released";
+    let Some(lab) = Lab::create(test) else {
+        return;
+    };
+    if !have_hping3(test) {
+        return;
+    }
+    let config = lab.write_config(&lab.config_text(
+        "1",
+        "7",
+        "SCAN_TRIGGER=\"0\"\nBLOCK_TIMEOUT=\"3600\"\n",
+    ));
+    let mut daemon = Daemon::start(&lab, &config, &["-stcp"]);
+    let renewed = "203.0.113.77";
+    let status = lab
+        .attacker_cmd("timeout")
+        .args([
+            "10", "hping3", "-q", "-a", renewed, "-S", "-p", "1", "-c", "1",
+        ])
+        .arg(VICTIM4)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.code().is_some());
+    daemon.expect(&format!("Host {renewed} has been blocked"));
+    assert!(wait_until(WAIT, || lab.nft_set(renewed).contains(renewed)));
+    ip(&[
+        "-n",
+        &lab.victim,
+        "addr",
+        "add",
+        &format!("{renewed}/32"),
+        "dev",
+        "psev0",
+    ]);
+    daemon.expect(&format!("{renewed} is protected now: releasing its block"));
+    assert!(wait_until(WAIT, || !lab.nft_set(renewed).contains(renewed)));
+    assert!(wait_until(WAIT, || !lab
+        .read("hosts.deny")
+        .contains(renewed)));
+    assert!(wait_until(WAIT, || !lab.read("blocked").contains(renewed)));
+    assert!(daemon.stop().success(), "{}", daemon.output());
+}
