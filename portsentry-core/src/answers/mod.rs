@@ -234,8 +234,13 @@ impl HostAnswers {
     /// Passes `alert` on as it is (an alert whose port state is known without an answer,
     /// e.g. a connect-mode handshake, or a capture that does not hear the host), counting it.
     pub fn pass(&mut self, alert: Alert, ready: &mut Vec<Alert>) {
-        self.stats.alerts_by_state[alert.port_state.index()] += 1;
+        self.count(&alert);
         ready.push(alert);
+    }
+
+    /// Counts an alert passed on by the caller itself, by its port state.
+    pub fn count(&mut self, alert: &Alert) {
+        self.stats.alerts_by_state[alert.port_state.index()] += 1;
     }
 
     /// The counters so far.

@@ -13,7 +13,6 @@ use crate::mode::Mode;
 use crate::port_state::PortState;
 use crate::ports::PortSet;
 use crate::probe::{Protocol, Timestamp};
-use crate::respond::dispatch::Dispatcher;
 
 /// What the engine keeps of the host's own answers.
 #[derive(Debug)]
@@ -32,22 +31,24 @@ impl Heard {
     }
 
     /// Handles one captured frame: the host's own frames feed the answers, received ones
-    /// are classified, replies skipped, the rest observed; an alert is held for its answer.
+    /// are classified (at `at`, the engine's timeline), replies skipped, the rest observed;
+    /// an alert is held for its answer, the other events the responders want go to `events`.
     pub(super) fn frame(
         &mut self,
         frame: &Frame<'_>,
+        at: Timestamp,
         detector: &mut Detector,
-        dispatcher: Option<&Dispatcher>,
+        events: &mut Vec<Event>,
         skips: &mut SkipCounts,
     ) {
         if frame.direction == Direction::Outgoing {
             skips.record(Skip::Outgoing);
-            if let Ok(sent) = classify_sent(frame.at, LinkType::CookedL3, frame.data) {
+            if let Ok(sent) = classify_sent(at, LinkType::CookedL3, frame.data) {
                 self.answers.sent(&sent, &mut self.ready);
             }
             return;
         }
-        match classify(frame.at, LinkType::CookedL3, frame.data) {
+        match classify(at, LinkType::CookedL3, frame.data) {
             Ok(probe) => {
                 if self.answers.is_reply(&probe) {
                     skips.record(Skip::Reply);
@@ -55,7 +56,8 @@ impl Heard {
                 }
                 match detector.observe(&probe) {
                     Event::Alert(alert) => self.answers.hold(alert, &mut self.ready),
-                    event => super::submit(detector, dispatcher, &event),
+                    event if super::wants_response(&event) => events.push(event),
+                    _ => {}
                 }
             }
             Err(skip) => skips.record(skip),
@@ -63,36 +65,26 @@ impl Heard {
     }
 
     /// A connect-mode alert: a TCP handshake completed on portsentry's own socket (open);
-    /// a datagram got no answer the host's stack would have sent (unknown).
-    pub(super) fn connect_alert(&mut self, mut alert: Alert) {
+    /// a datagram got no answer the host's stack would have sent (unknown). Counted.
+    pub(super) fn connect_alert(&mut self, mut alert: Alert) -> Alert {
         if alert.probe.protocol == Protocol::Tcp {
             alert.port_state = PortState::Open;
         }
-        self.answers.pass(alert, &mut self.ready);
+        self.answers.count(&alert);
+        alert
     }
 
-    /// Submits the alerts whose answer came, and those whose wait is over at `now`.
-    pub(super) fn submit_ready(
-        &mut self,
-        now: Timestamp,
-        detector: &mut Detector,
-        dispatcher: Option<&Dispatcher>,
-    ) {
+    /// Moves the alerts whose answer came, and those whose wait is over at `now`, to
+    /// `events`.
+    pub(super) fn take_ready(&mut self, now: Timestamp, events: &mut Vec<Event>) {
         self.answers.due(now, &mut self.ready);
-        for alert in self.ready.drain(..) {
-            super::submit(detector, dispatcher, &Event::Alert(alert));
-        }
+        events.extend(self.ready.drain(..).map(Event::Alert));
     }
 
-    /// Submits every held alert (shutdown).
-    pub(super) fn flush(
-        &mut self,
-        now: Timestamp,
-        detector: &mut Detector,
-        dispatcher: Option<&Dispatcher>,
-    ) {
+    /// Moves every held alert to `events` (shutdown).
+    pub(super) fn flush(&mut self, now: Timestamp, events: &mut Vec<Event>) {
         self.answers.flush(now, &mut self.ready);
-        self.submit_ready(now, detector, dispatcher);
+        self.take_ready(now, events);
     }
 }
 
