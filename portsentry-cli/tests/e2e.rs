@@ -830,6 +830,16 @@ impl Lab {
     }
 }
 
+/// Waits for the JSON alert printed after byte `since` of the daemon's output, checks that it
+/// is the only one and is about `port`, and returns it.
+fn the_alert_since(daemon: &mut Daemon, since: usize, port: &str) -> serde_json::Value {
+    daemon.expect_since(since, "\"event\":\"alert\"");
+    let alerts = json_alerts(&daemon.output(), since);
+    assert_eq!(alerts.len(), 1, "port {port}: {alerts:?}");
+    assert_eq!(alerts[0]["dst_port"], port.parse::<u64>().unwrap());
+    alerts[0].clone()
+}
+
 /// The JSON alert lines of `output` after its first `since` bytes.
 fn json_alerts(output: &str, since: usize) -> Vec<serde_json::Value> {
     output
@@ -882,9 +892,7 @@ fn the_hosts_own_answers_raise_no_alarm_and_scans_after_them_are_still_caught() 
             Vec::<serde_json::Value>::new(),
             "{modes:?}: the answers to the victim's own traffic were alerted:\n{output}"
         );
-        let (code, status) = lab.cli(&["status", "--json"]);
-        assert_eq!(code, Some(0), "{status}");
-        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        let status = status_after(&lab, unix_now());
         let replies = status["counters"]["skipped"]["reply"].as_u64().unwrap_or(0);
         assert!(
             replies >= 4,
@@ -900,10 +908,8 @@ fn the_hosts_own_answers_raise_no_alarm_and_scans_after_them_are_still_caught() 
             } else {
                 ATTACKER4
             };
-            daemon.expect_since(since, &format!("\"src_ip\":\"{source}\""));
-            let alerts = json_alerts(&daemon.output(), since);
-            assert_eq!(alerts.len(), 1, "{modes:?} {scan}: {alerts:?}");
-            assert_eq!(alerts[0]["dst_port"], port.parse::<u64>().unwrap());
+            let alert = the_alert_since(&mut daemon, since, port);
+            assert_eq!(alert["src_ip"], source, "{modes:?} {scan}");
         }
         assert!(daemon.stop().success(), "{}", daemon.output());
     }
@@ -942,20 +948,14 @@ fn alerts_carry_the_port_state_the_scanner_saw() {
         std::thread::sleep(Duration::from_millis(1200));
         let since = daemon.output().len();
         lab.nmap(scan, port, target);
-        daemon.expect_since(since, "\"event\":\"alert\"");
-        let alerts = json_alerts(&daemon.output(), since);
-        assert_eq!(alerts.len(), 1, "{scan} {port} {target}: {alerts:?}");
-        assert_eq!(alerts[0]["dst_port"], port.parse::<u64>().unwrap());
+        let alert = the_alert_since(&mut daemon, since, port);
         assert_eq!(
-            alerts[0]["port_state"], state,
-            "{scan} {port} {target}: {}",
-            alerts[0]
+            alert["port_state"], state,
+            "{scan} {port} {target}: {alert}"
         );
-        assert_eq!(alerts[0]["reached_open_port"], state == "open");
+        assert_eq!(alert["reached_open_port"], state == "open");
     }
-    let (code, status) = lab.cli(&["status", "--json"]);
-    assert_eq!(code, Some(0), "{status}");
-    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let status = status_after(&lab, unix_now());
     let counters = &status["counters"];
     assert_eq!(counters["alerts_reaching_open_ports"], 1, "{status}");
     assert_eq!(counters["alerts_by_port_state"]["closed"], 2, "{status}");
