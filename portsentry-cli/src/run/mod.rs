@@ -21,6 +21,7 @@ mod syslog;
 pub(crate) use control::request_unblock;
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use sd_notify::NotifyState;
 
 use crate::commands::{EXIT_FAILURE, report_failure};
 use crate::config_source::{self, Checked, Origin};
+use crate::metrics;
 use crate::state_files::{self, StatusMeta};
 use log_sink::{LogFormat, LogTarget, Logger};
 
@@ -82,6 +84,18 @@ pub(crate) struct RunArgs {
     /// The shape of log lines
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "classic")]
     pub(crate) log_format: LogFormat,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (classic text format 0.0.4;
+    /// e.g. 127.0.0.1:9610). Counters of probes by mode and kind, skipped frames, alerts,
+    /// blocks, tracker, response queue and kernel drops; never an address. Off by default
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
+
+    /// Write the same metrics to this file every 2 seconds, replaced atomically, for
+    /// node_exporter's textfile collector (the name must end in .prom; Debian's directory is
+    /// /var/lib/prometheus/node-exporter/)
+    #[arg(long, value_name = "PATH")]
+    pub(crate) metrics_textfile: Option<PathBuf>,
 }
 
 /// Signal flags set by the handlers, read by the main loop.
@@ -131,6 +145,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
     };
     let state_dir = checked.state_dir.clone();
     let bound = control::bind(&state_files::socket_path(&state_dir))?;
+    let metrics_setup = metrics::Setup::new(args.metrics_listen, args.metrics_textfile.as_deref())?;
     let pid_path = args.pid_file.clone().or_else(|| {
         args.daemon
             .then(|| PathBuf::from(pid_file::DEFAULT_PID_FILE))
@@ -185,6 +200,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         config: origin.to_string(),
         running: true,
     };
+    let exporter = metrics_setup.start(meta.started_at)?;
     let status_path = state_files::status_path(&state_dir);
     let mut next_status = Instant::now();
     let mut code = ExitCode::SUCCESS;
@@ -212,7 +228,11 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         }
         log_messages(&logger, engine.take_messages());
         if Instant::now() >= next_status {
-            let document = state_files::status_json(&meta, &engine.status());
+            let status = engine.status();
+            if let Err(e) = exporter.publish(&status, state_files::unix_now()) {
+                logger.admin(Severity::Error, &format!("{e:#}"));
+            }
+            let document = state_files::status_json(&meta, &status);
             if let Err(e) = state_files::write_status(&status_path, &document) {
                 logger.admin(
                     Severity::Error,
@@ -226,6 +246,9 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
     logger.admin(Severity::Info, "PortSentry is shutting down");
     let (status, messages) = engine.shutdown();
     log_messages(&logger, messages);
+    if let Err(e) = exporter.publish(&status, state_files::unix_now()) {
+        logger.admin(Severity::Error, &format!("{e:#}"));
+    }
     let final_meta = StatusMeta {
         running: false,
         ..meta

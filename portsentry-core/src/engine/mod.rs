@@ -201,7 +201,7 @@ impl Default for EngineOptions {
 }
 
 /// A snapshot of the engine's state and counters, for `portsentry status`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct EngineStatus {
     /// The active modes.
