@@ -115,6 +115,11 @@ pub const KEYS: &[KeyInfo] = &[
         KeyOrigin::New,
         "\"FAMILY TABLE SET\" (empty: none)",
     ),
+    key(
+        "CROWDSEC_CREDENTIALS",
+        KeyOrigin::New,
+        "path of a cscli machine credentials file (empty: none)",
+    ),
 ];
 
 /// The entry of [`KEYS`] named exactly `name`.
@@ -147,7 +152,7 @@ mod tests {
             assert!(a.name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
             assert!(KEYS[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
         }
-        assert_eq!(KEYS.len(), 27);
+        assert_eq!(KEYS.len(), 28);
     }
 
     #[test]

@@ -51,6 +51,7 @@
 //! | `BLOCK_TIMEOUT` | new | seconds a block lasts, 0 = forever (max 315360000) | 0 |
 //! | `DETECT_ACK_SCANS` | new | 0/1: count bare-ACK and FIN+ACK probes | 0 |
 //! | `NEVER_BLOCK_GATEWAYS` | new | 0/1: never block default gateways and resolvers | 1 |
+//! | `CROWDSEC_CREDENTIALS` | new | CrowdSec machine credentials file: blocks become Local API decisions; `""`: none | none |
 //! | `NFT_SET` | new | `"FAMILY TABLE SET"`, family `ip`/`ip6`/`inet`, names `[A-Za-z0-9_-]`; `""`: none | none |
 //!
 //! Numbers are decimal, without sign; switches are exactly `0` or `1`; `""` is an error for
@@ -163,6 +164,9 @@ pub struct Config {
     pub nft_set: Option<String>,
     /// `PORT_BANNER`: text sent to connect-mode clients.
     pub port_banner: Option<String>,
+    /// `CROWDSEC_CREDENTIALS` (new): a CrowdSec machine credentials file (`url`, `login`,
+    /// `password`); blocks are pushed to that Local API as decisions. `None` disables it.
+    pub crowdsec_credentials: Option<PathBuf>,
 }
 
 /// PortSentry's classic "aware" TCP port list (Debian's sample file).
@@ -258,7 +262,8 @@ impl Config {
 
     /// Reads, parses and validates the file at `path`. Nothing else is read or created (the
     /// ignore file, the history file... are the business of their users). Relative
-    /// `IGNORE_FILE` and `HOSTS_DENY_FILE` paths are made relative to the file's directory.
+    /// `IGNORE_FILE`, `HOSTS_DENY_FILE` and `CROWDSEC_CREDENTIALS` paths are made relative to
+    /// the file's directory.
     ///
     /// # Errors
     ///
@@ -288,6 +293,11 @@ impl Config {
         }
         if config.hosts_deny_file.is_relative() {
             config.hosts_deny_file = base.join(&config.hosts_deny_file);
+        }
+        if let Some(credentials) = &config.crowdsec_credentials
+            && credentials.is_relative()
+        {
+            config.crowdsec_credentials = Some(base.join(credentials));
         }
         Ok(loaded)
     }
@@ -347,6 +357,7 @@ impl Config {
             never_block_infrastructure: true,
             nft_set: None,
             port_banner: None,
+            crowdsec_credentials: None,
         }
     }
 }

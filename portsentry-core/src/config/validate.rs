@@ -125,9 +125,15 @@ impl<'t> Validator<'t, '_> {
             };
             match block_mode(entry.value) {
                 Ok(BlockMode::Block)
-                    if !["KILL_ROUTE", "KILL_HOSTS_DENY", "NFT_SET", "KILL_RUN_CMD"]
-                        .iter()
-                        .any(|k| self.is_set(k)) =>
+                    if ![
+                        "KILL_ROUTE",
+                        "KILL_HOSTS_DENY",
+                        "NFT_SET",
+                        "CROWDSEC_CREDENTIALS",
+                        "KILL_RUN_CMD",
+                    ]
+                    .iter()
+                    .any(|k| self.is_set(k)) =>
                 {
                     self.problem(entry.line, Some(key), ProblemKind::BlockWithoutAction);
                 }
@@ -222,6 +228,7 @@ fn apply(config: &mut Config, key: &str, value: &str) -> Result<(), ProblemKind>
         "DETECT_ACK_SCANS" => config.detect_ack_scans = switch(value)?,
         "NEVER_BLOCK_GATEWAYS" => config.never_block_infrastructure = switch(value)?,
         "NFT_SET" => config.nft_set = nft_set(value)?,
+        "CROWDSEC_CREDENTIALS" => config.crowdsec_credentials = optional_path(value)?,
         // Unknown keys are filtered out by the caller; nothing to store.
         _ => {}
     }
