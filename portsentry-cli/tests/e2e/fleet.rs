@@ -1,0 +1,435 @@
+//! The fleet: CrowdSec's Local API from Debian's `crowdsec` package and three portsentry
+//! hosts, each in its own network namespace.
+//!
+//! The package is never installed (a plain install registers with CrowdSec's central API):
+//! `scripts/install-test-deps` unpacks it (`apt-get download`, `dpkg-deb -x`) into
+//! `/var/cache/portsentry-tests/crowdsec` (or `$PORTSENTRY_TEST_CROWDSEC_ROOT`), and each test
+//! writes its own `config.yaml` there: no `online_client` section, the database and
+//! configuration in a temporary directory, the Local API bound inside the test's own
+//! namespaces. Parsers and scenarios are copied in by hand (hub commands need the network).
+//!
+//! Topology of the live test: a hub namespace holds a bridge (192.0.2.254, the Local API)
+//! and the veth ends of three hosts (192.0.2.1-3) and a scanner (192.0.2.100). Each host
+//! runs portsentry with `CROWDSEC_CREDENTIALS` and reads the bouncer stream with its own
+//! bouncer key, as its `crowdsec-firewall-bouncer` would.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::*;
+
+const HUB: &str = "192.0.2.254";
+const HOSTS: [&str; 3] = ["192.0.2.1", "192.0.2.2", "192.0.2.3"];
+const SCANNER: &str = "192.0.2.100";
+const LAPI_PORT: u16 = 8080;
+
+/// The unpacked package, or `None` (with the reason printed).
+fn crowdsec_root(test: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("PORTSENTRY_TEST_CROWDSEC_ROOT").map_or_else(
+        || PathBuf::from("/var/cache/portsentry-tests/crowdsec"),
+        PathBuf::from,
+    );
+    if !is_root() {
+        eprintln!("skipping {test}: needs root to create network namespaces");
+        return None;
+    }
+    if !root.join("usr/bin/crowdsec").exists() {
+        eprintln!(
+            "skipping {test}: Debian's crowdsec is not unpacked in {} (scripts/install-test-deps)",
+            root.display()
+        );
+        return None;
+    }
+    for tool in ["nmap", "curl"] {
+        if !have(tool) {
+            eprintln!("skipping {test}: {tool} is not installed (scripts/install-test-deps)");
+            return None;
+        }
+    }
+    Some(root)
+}
+
+/// Network namespaces deleted on drop (also when the test fails).
+#[derive(Default)]
+struct Namespaces(Vec<String>);
+
+impl Namespaces {
+    fn add(&mut self, role: &str) -> String {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("psfleet-{role}-{}-{n}", std::process::id());
+        ip(&["netns", "add", &name]);
+        self.0.push(name.clone());
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        name
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for netns in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", netns]).status();
+        }
+    }
+}
+
+/// A CrowdSec configuration of its own, run from the unpacked package.
+struct Crowdsec {
+    root: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Crowdsec {
+    /// Writes the configuration: Local API on `listen`, no central API, the shipped parser
+    /// and scenarios plus the package's syslog and date parsers.
+    fn prepare(root: &Path, listen: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ps-crowdsec-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        let hub = root.join("usr/share/crowdsec/hub");
+        for sub in [
+            "cfg/parsers/s00-raw",
+            "cfg/parsers/s01-parse",
+            "cfg/parsers/s02-enrich",
+            "cfg/scenarios",
+            "data",
+        ] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let copy = |from: &Path, to: &str| {
+            let name = from.file_name().unwrap();
+            std::fs::copy(from, d.join(to).join(name))
+                .unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+        };
+        copy(
+            &hub.join("parsers/s00-raw/crowdsecurity/syslog-logs.yaml"),
+            "cfg/parsers/s00-raw",
+        );
+        copy(
+            &hub.join("parsers/s02-enrich/crowdsecurity/dateparse-enrich.yaml"),
+            "cfg/parsers/s02-enrich",
+        );
+        let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/crowdsec");
+        copy(
+            &contrib.join("parsers/portsentry-logs.yaml"),
+            "cfg/parsers/s01-parse",
+        );
+        for scenario in ["portsentry-scan.yaml", "portsentry-horizontal-scan.yaml"] {
+            copy(&contrib.join("scenarios").join(scenario), "cfg/scenarios");
+        }
+        let etc = root.join("etc/crowdsec");
+        copy(&etc.join("profiles.yaml"), "cfg");
+        copy(&etc.join("simulation.yaml"), "cfg");
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(etc.join("patterns"))
+            .arg(d.join("cfg"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "copying the grok patterns failed");
+        std::fs::write(
+            d.join("cfg/acquis.yaml"),
+            format!(
+                "filenames: [{}]\nlabels:\n  type: syslog\n",
+                d.join("none.log").display()
+            ),
+        )
+        .unwrap();
+        let config = format!(
+            "common:\n  daemonize: false\n  log_media: stdout\n  log_level: info\n  working_dir: .\n\
+             config_paths:\n  config_dir: {d}/cfg/\n  data_dir: {d}/data/\n  \
+             simulation_path: {d}/cfg/simulation.yaml\n  hub_dir: {hub}/\n  \
+             index_path: {hub}/.index.json\n  notification_dir: {d}/cfg/notifications/\n  \
+             plugin_dir: {d}/plugins/\n\
+             crowdsec_service:\n  acquisition_path: {d}/cfg/acquis.yaml\n  parser_routines: 1\n\
+             cscli:\n  output: human\n\
+             db_config:\n  log_level: info\n  type: sqlite\n  db_path: {d}/data/crowdsec.db\n  \
+             use_wal: false\n\
+             plugin_config:\n  user: nobody\n  group: nogroup\n\
+             api:\n  client:\n    insecure_skip_verify: false\n    \
+             credentials_path: {d}/cfg/local_api_credentials.yaml\n  server:\n    \
+             log_level: info\n    listen_uri: {listen}\n    \
+             profiles_path: {d}/cfg/profiles.yaml\n    trusted_ips:\n      - 127.0.0.1\n\
+             prometheus:\n  enabled: false\n",
+            d = d.display(),
+            hub = hub.display(),
+        );
+        std::fs::write(d.join("cfg/config.yaml"), config).unwrap();
+        Self {
+            root: root.to_owned(),
+            dir,
+        }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("cfg/config.yaml")
+    }
+
+    /// `cscli ARGS` on this configuration; its standard output.
+    fn cscli(&self, args: &[&str]) -> String {
+        let out = Command::new(self.root.join("usr/bin/cscli"))
+            .arg("-c")
+            .arg(self.config())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cscli {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A machine and its credentials file, as an administrator makes it (mode 0600).
+    fn add_machine(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.yaml"));
+        let password = format!("pw-{name}-{}", std::process::id());
+        self.cscli(
+            &["machines", "add", name, "--password", &password, "-f"]
+                .into_iter()
+                .chain([path.to_str().unwrap()])
+                .collect::<Vec<_>>(),
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    /// A bouncer's API key.
+    fn add_bouncer(&self, name: &str) -> String {
+        self.cscli(&["bouncers", "add", name, "-o", "raw"])
+            .trim()
+            .to_owned()
+    }
+
+    /// Starts the Local API alone (`-no-cs`) in `netns`; waits until `stream_from` can read
+    /// the bouncer stream with `key`.
+    fn start_lapi(&self, netns: &str, url: &str, key: &str) -> Service {
+        let log = File::create(self.dir.path().join("lapi.log")).unwrap();
+        let child = Lab::in_netns(netns, self.root.join("usr/bin/crowdsec").to_str().unwrap())
+            .arg("-c")
+            .arg(self.config())
+            .arg("-no-cs")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let service = Service(child);
+        let up = wait_until(WAIT, || stream(netns, url, key, true).is_some());
+        assert!(up, "the Local API did not come up:\n{}", self.lapi_log());
+        service
+    }
+
+    fn lapi_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("lapi.log")).unwrap_or_default()
+    }
+}
+
+/// One read of the bouncer stream from `netns` (`startup`: every active decision).
+fn stream(netns: &str, url: &str, key: &str, startup: bool) -> Option<Value> {
+    let out = Lab::in_netns(netns, "curl")
+        .args(["-sS", "--fail", "--max-time", "5", "-H"])
+        .arg(format!("X-Api-Key: {key}"))
+        .arg(format!("{url}/v1/decisions/stream?startup={startup}"))
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// The active ban decisions' (value, scenario, origin) a bouncer with `key` gets now; `None`
+/// when the stream cannot be read (so that "no ban" is never concluded from a failed read).
+fn active_bans(netns: &str, url: &str, key: &str) -> Option<HashSet<(String, String, String)>> {
+    let answer = stream(netns, url, key, true)?;
+    let bans = answer["new"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["type"] == "ban")
+        .map(|d| {
+            let text = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+            (text("value"), text("scenario"), text("origin"))
+        })
+        .collect();
+    Some(bans)
+}
+
+/// Puts `netns` on the hub's bridge through a veth pair, with `address`/24.
+fn attach(hub: &str, netns: &str, index: usize, address: &str) {
+    let inside = format!("psf{index}");
+    let outside = format!("psfb{index}");
+    ip(&[
+        "link", "add", &inside, "netns", netns, "type", "veth", "peer", "name", &outside, "netns",
+        hub,
+    ]);
+    ip(&["-n", hub, "link", "set", &outside, "master", "psfbr0", "up"]);
+    ip(&[
+        "-n",
+        netns,
+        "addr",
+        "add",
+        &format!("{address}/24"),
+        "dev",
+        &inside,
+    ]);
+    ip(&["-n", netns, "link", "set", &inside, "up"]);
+}
+
+#[test]
+fn a_scan_of_one_host_is_banned_on_every_host_through_crowdsec() {
+    const TEST: &str = "a_scan_of_one_host_is_banned_on_every_host_through_crowdsec";
+    let Some(root) = crowdsec_root(TEST) else {
+        return;
+    };
+    let mut namespaces = Namespaces::default();
+    let hub = namespaces.add("hub");
+    ip(&["-n", &hub, "link", "add", "psfbr0", "type", "bridge"]);
+    ip(&[
+        "-n",
+        &hub,
+        "addr",
+        "add",
+        &format!("{HUB}/24"),
+        "dev",
+        "psfbr0",
+    ]);
+    ip(&["-n", &hub, "link", "set", "psfbr0", "up"]);
+    let hosts: Vec<String> = (0..3).map(|i| namespaces.add(&format!("h{i}"))).collect();
+    for (i, (netns, address)) in hosts.iter().zip(HOSTS).enumerate() {
+        attach(&hub, netns, i, address);
+    }
+    let scanner = namespaces.add("scan");
+    attach(&hub, &scanner, 3, SCANNER);
+
+    let url = format!("http://{HUB}:{LAPI_PORT}");
+    let crowdsec = Crowdsec::prepare(&root, &format!("{HUB}:{LAPI_PORT}"));
+    let keys: Vec<String> = (0..3)
+        .map(|i| crowdsec.add_bouncer(&format!("bouncer-h{i}")))
+        .collect();
+    let _lapi = crowdsec.start_lapi(&hub, &url, &keys[0]);
+
+    // Host 0's blocks expire after 4 s; host 1's last until `portsentry unblock`.
+    let mut daemons = Vec::new();
+    let mut states = Vec::new();
+    for (i, netns) in hosts.iter().enumerate() {
+        let credentials = crowdsec.add_machine(&format!("h{i}"));
+        let state = tempfile::Builder::new()
+            .prefix("ps-fleet-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let timeout = if i == 0 { 4 } else { 600 };
+        let config = state.path().join("portsentry.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "TCP_PORTS=\"1,79,111\"\nUDP_PORTS=\"7,9\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"1\"\n\
+                 BLOCK_TIMEOUT=\"{timeout}\"\nCROWDSEC_CREDENTIALS=\"{}\"\n\
+                 HISTORY_FILE=\"history\"\nBLOCKED_FILE=\"blocked\"\n",
+                credentials.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut cmd = Lab::in_netns(netns, env!("CARGO_BIN_EXE_portsentry"));
+        cmd.arg("-c")
+            .arg(&config)
+            .args(["-stcp", "-i", &format!("psf{i}")])
+            .env("STATE_DIRECTORY", state.path())
+            .env_remove("PORTSENTRY_CONFIG");
+        daemons.push(Daemon::spawn_to(state.path().join("out"), cmd));
+        states.push(state);
+    }
+
+    // One host is scanned; every host's bouncer gets the ban.
+    let ban = (
+        SCANNER.to_owned(),
+        "portsentry/stcp".to_owned(),
+        "portsentry".to_owned(),
+    );
+    let scan = |target: &str| {
+        let out = Lab::in_netns(&scanner, "timeout")
+            .args(["60", "nmap", "-sS", "-Pn", "-n", "--max-retries", "0"])
+            .args(["--host-timeout", "30s", "-p", "1,79", target])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nmap: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    scan(HOSTS[0]);
+    daemons[0].expect(&format!("Action crowdsec done for host: {SCANNER}"));
+    for (netns, key) in hosts.iter().zip(&keys) {
+        let mut seen = None;
+        let banned = wait_until(WAIT, || {
+            seen = active_bans(netns, &url, key);
+            seen.as_ref().is_some_and(|bans| bans.contains(&ban))
+        });
+        assert!(
+            banned,
+            "{netns}'s bouncer does not get the ban: {seen:?}\n{}",
+            crowdsec.lapi_log()
+        );
+    }
+
+    // Expiry on host 0 deletes the decision (DELETE /v1/decisions, seen in the API's log).
+    daemons[0].expect(&format!("Action crowdsec_remove done for host: {SCANNER}"));
+    assert!(
+        crowdsec
+            .lapi_log()
+            .contains(&format!("DELETE /v1/decisions?ip={SCANNER} HTTP/1.1 200")),
+        "{}",
+        crowdsec.lapi_log()
+    );
+    for (netns, key) in hosts.iter().zip(&keys) {
+        assert!(
+            wait_until(WAIT, || {
+                active_bans(netns, &url, key).is_some_and(|bans| !bans.contains(&ban))
+            }),
+            "{netns} still gets the ban after expiry"
+        );
+    }
+
+    // Host 1 blocks for ten minutes; `portsentry unblock` lifts it everywhere.
+    scan(HOSTS[1]);
+    daemons[1].expect(&format!("Action crowdsec done for host: {SCANNER}"));
+    for (netns, key) in hosts.iter().zip(&keys) {
+        assert!(
+            wait_until(WAIT, || {
+                active_bans(netns, &url, key).is_some_and(|bans| bans.contains(&ban))
+            }),
+            "{netns}'s bouncer does not get host 1's ban"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_portsentry"))
+        .args(["unblock", SCANNER])
+        .env("STATE_DIRECTORY", states[1].path())
+        .env_remove("PORTSENTRY_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "unblock: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    daemons[1].expect(&format!("Action crowdsec_remove done for host: {SCANNER}"));
+    for (netns, key) in hosts.iter().zip(&keys) {
+        assert!(
+            wait_until(WAIT, || {
+                active_bans(netns, &url, key).is_some_and(|bans| !bans.contains(&ban))
+            }),
+            "{netns} still gets the ban after unblock"
+        );
+    }
+    for daemon in &mut daemons {
+        assert!(daemon.stop().success(), "{}", daemon.output());
+    }
+}
