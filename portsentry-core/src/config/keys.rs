@@ -120,6 +120,11 @@ pub const KEYS: &[KeyInfo] = &[
         KeyOrigin::New,
         "path of a cscli machine credentials file (empty: none)",
     ),
+    key(
+        "PROBE_EVENTS",
+        KeyOrigin::New,
+        "0-10000 probe lines per second (0: off)",
+    ),
 ];
 
 /// The entry of [`KEYS`] named exactly `name`.
@@ -152,7 +157,7 @@ mod tests {
             assert!(a.name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
             assert!(KEYS[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
         }
-        assert_eq!(KEYS.len(), 28);
+        assert_eq!(KEYS.len(), 29);
     }
 
     #[test]

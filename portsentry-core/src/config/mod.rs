@@ -52,6 +52,7 @@
 //! | `DETECT_ACK_SCANS` | new | 0/1: count bare-ACK and FIN+ACK probes | 0 |
 //! | `NEVER_BLOCK_GATEWAYS` | new | 0/1: never block default gateways and resolvers | 1 |
 //! | `CROWDSEC_CREDENTIALS` | new | CrowdSec machine credentials file: blocks become Local API decisions; `""`: none | none |
+//! | `PROBE_EVENTS` | new | 0-10000: `probe:` lines per second for a source's first port below the trigger; 0 off | 0 |
 //! | `NFT_SET` | new | `"FAMILY TABLE SET"`, family `ip`/`ip6`/`inet`, names `[A-Za-z0-9_-]`; `""`: none | none |
 //!
 //! Numbers are decimal, without sign; switches are exactly `0` or `1`; `""` is an error for
@@ -167,6 +168,9 @@ pub struct Config {
     /// `CROWDSEC_CREDENTIALS` (new): a CrowdSec machine credentials file (`url`, `login`,
     /// `password`); blocks are pushed to that Local API as decisions. `None` disables it.
     pub crowdsec_credentials: Option<PathBuf>,
+    /// `PROBE_EVENTS` (new): at most this many `probe:` lines per second, for a source's
+    /// first port below the trigger (fleet-wide horizontal-scan detection); 0 is off.
+    pub probe_events_per_second: u32,
 }
 
 /// PortSentry's classic "aware" TCP port list (Debian's sample file).
@@ -358,6 +362,7 @@ impl Config {
             nft_set: None,
             port_banner: None,
             crowdsec_credentials: None,
+            probe_events_per_second: 0,
         }
     }
 }

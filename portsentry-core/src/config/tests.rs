@@ -219,7 +219,7 @@ fn every_key_is_understood() {
         KILL_RUN_CMD_FIRST=\"1\"\nSCAN_TRIGGER=\"64\"\nPORT_BANNER=\"hi\"\nHISTORY_FORMAT=\"v2\"\n\
         UNBLOCK_CMD=\"u\"\nHOSTS_DENY_FILE=\"/d\"\nSCAN_WINDOW=\"604800\"\nMAX_TRACKED_SOURCES=\"16777216\"\n\
         BLOCK_TIMEOUT=\"315360000\"\nDETECT_ACK_SCANS=\"1\"\nNEVER_BLOCK_GATEWAYS=\"0\"\n\
-        NFT_SET=\"ip6 my_table set-1\"\nCROWDSEC_CREDENTIALS=\"/c\"\n";
+        NFT_SET=\"ip6 my_table set-1\"\nCROWDSEC_CREDENTIALS=\"/c\"\nPROBE_EVENTS=\"50\"\n";
     assert_eq!(text.lines().count(), keys::KEYS.len());
     for info in keys::KEYS {
         assert!(text.contains(&format!("{}=", info.name)), "{}", info.name);
@@ -256,6 +256,7 @@ fn every_key_is_understood() {
         nft_set: Some("ip6 my_table set-1".into()),
         port_banner: Some("hi".into()),
         crowdsec_credentials: Some("/c".into()),
+        probe_events_per_second: 50,
     };
     assert_eq!(c, expected);
 }

@@ -229,6 +229,15 @@ fn apply(config: &mut Config, key: &str, value: &str) -> Result<(), ProblemKind>
         "NEVER_BLOCK_GATEWAYS" => config.never_block_infrastructure = switch(value)?,
         "NFT_SET" => config.nft_set = nft_set(value)?,
         "CROWDSEC_CREDENTIALS" => config.crowdsec_credentials = optional_path(value)?,
+        "PROBE_EVENTS" => {
+            let n = number(
+                value,
+                0,
+                u64::from(crate::respond::probe_events::MAX_PER_SECOND),
+                "lines per second, from 0 (off) to 10000",
+            )?;
+            config.probe_events_per_second = u32::try_from(n).unwrap_or(u32::MAX);
+        }
         // Unknown keys are filtered out by the caller; nothing to store.
         _ => {}
     }

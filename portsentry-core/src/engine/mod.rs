@@ -954,6 +954,7 @@ fn spawn_dispatcher(
         resolver: config
             .resolve_host
             .then(|| Resolver::new(resolve::DEFAULT_TIMEOUT)),
+        probe_events_per_second: config.probe_events_per_second,
         ..DispatchConfig::default()
     };
     match previous {

@@ -77,6 +77,7 @@ pub mod history;
 pub mod hosts_deny;
 pub mod log;
 pub mod nft;
+pub mod probe_events;
 pub mod resolve;
 mod timefmt;
 
@@ -239,6 +240,12 @@ pub enum Notice<'a> {
         reason: IgnoreReason,
         /// The resolved name, for display only.
         host_name: Option<&'a str>,
+    },
+    /// A source's first probe below the trigger, forwarded for fleet-wide correlation
+    /// (`PROBE_EVENTS`, see [`probe_events`]).
+    Probe {
+        /// The probe.
+        probe: &'a Probe,
     },
     /// A probe from a source that is already blocked.
     AlreadyBlocked {
