@@ -170,12 +170,21 @@ impl Crowdsec {
 
     /// `cscli ARGS` on this configuration; its standard output.
     fn cscli(&self, args: &[&str]) -> String {
-        let out = Command::new(self.root.join("usr/bin/cscli"))
-            .arg("-c")
-            .arg(self.config())
-            .args(args)
-            .output()
-            .unwrap();
+        self.cscli_in(None, args)
+    }
+
+    /// `cscli ARGS`, inside `netns` when given (commands that talk to the Local API).
+    fn cscli_in(&self, netns: Option<&str>, args: &[&str]) -> String {
+        let program = self.root.join("usr/bin/cscli");
+        let out = match netns {
+            Some(netns) => Lab::in_netns(netns, program.to_str().unwrap()),
+            None => Command::new(program),
+        }
+        .arg("-c")
+        .arg(self.config())
+        .args(args)
+        .output()
+        .unwrap();
         assert!(
             out.status.success(),
             "cscli {args:?} failed: {}",
@@ -432,4 +441,176 @@ fn a_scan_of_one_host_is_banned_on_every_host_through_crowdsec() {
     for daemon in &mut daemons {
         assert!(daemon.stop().success(), "{}", daemon.output());
     }
+}
+
+/// The lines `portsentry replay` prints for `capture` with `config_text`, in `format`.
+fn replay_lines(dir: &Path, capture: &str, format: &str, config_text: &str) -> Vec<String> {
+    let config = dir.join(format!("replay-{format}.conf"));
+    std::fs::write(&config, config_text).unwrap();
+    let captures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures");
+    let out = Command::new(env!("CARGO_BIN_EXE_portsentry"))
+        .args(["replay", "-m", "stcp,sudp", "--log-format", format, "-c"])
+        .arg(&config)
+        .arg(captures.join(capture))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "replay {capture}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            l.contains("attackalert: ")
+                || l.contains("Scan from: ")
+                || l.contains("probe: ")
+                || l.starts_with('{')
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `lines` as host `host`'s syslog would carry them (RFC 3339 time of now, program
+/// `portsentry`); the replay's own time stamps are dropped (CrowdSec dates decisions from
+/// the events, and the captures are older than a ban lasts).
+fn as_syslog(host: &str, lines: &[String]) -> String {
+    let now = jiff::Timestamp::now();
+    lines
+        .iter()
+        .map(|line| {
+            let message = if line.starts_with('{') {
+                line.as_str()
+            } else {
+                line.split_once(' ').map_or(line.as_str(), |(_, rest)| rest)
+            };
+            format!("{now} {host} portsentry[4242]: {message}\n")
+        })
+        .collect()
+}
+
+#[test]
+fn crowdsec_replays_the_three_formats_and_a_horizontal_scan_into_decisions() {
+    const TEST: &str = "crowdsec_replays_the_three_formats_and_a_horizontal_scan_into_decisions";
+    let Some(root) = crowdsec_root(TEST) else {
+        return;
+    };
+    let captures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures");
+    if !captures.join("manifest.json").exists() {
+        eprintln!(
+            "skipping {TEST}: no shared captures at {}",
+            captures.display()
+        );
+        return;
+    }
+    let mut namespaces = Namespaces::default();
+    let netns = namespaces.add("replay");
+    let url = format!("http://127.0.0.1:{LAPI_PORT}");
+    let crowdsec = Crowdsec::prepare(&root, &format!("127.0.0.1:{LAPI_PORT}"));
+    let agent_credentials = crowdsec.dir.path().join("cfg/local_api_credentials.yaml");
+    crowdsec.cscli(&[
+        "machines",
+        "add",
+        "agent",
+        "--auto",
+        "-f",
+        agent_credentials.to_str().unwrap(),
+    ]);
+    let key = crowdsec.add_bouncer("bouncer");
+    let _lapi = crowdsec.start_lapi(&netns, &url, &key);
+    let dir = crowdsec.dir.path().to_owned();
+
+    // Every decision the bouncer gets now: (value, scenario).
+    let decisions = || -> Vec<(String, String)> {
+        let answer = stream(&netns, &url, &key, true).expect("the bouncer stream answers");
+        answer["new"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                let text = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+                (text("value"), text("scenario"))
+            })
+            .collect()
+    };
+    let replay = |name: &str, log: &str| {
+        let path = dir.join(format!("{name}.log"));
+        std::fs::write(&path, log).unwrap();
+        let out = Lab::in_netns(&netns, root.join("usr/bin/crowdsec").to_str().unwrap())
+            .arg("-c")
+            .arg(crowdsec.config())
+            .arg("-dsn")
+            .arg(format!("file://{}", path.display()))
+            .args(["-type", "syslog", "-no-api"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "crowdsec -dsn {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let scan_conf = "TCP_PORTS=\"1-1024\"\nUDP_PORTS=\"7,9,53,69,111,123,137,161\"\n\
+                     HISTORY_FILE=\"\"\nBLOCKED_FILE=\"\"\n";
+
+    // Each format on its own: the alert becomes a ban of its source.
+    for (format, capture, source) in [
+        ("classic", "nmap-null.pcap", "203.0.113.1"),
+        ("v2", "nmap-syn6.pcap", "2001:db8:113::1"),
+        ("json", "nmap-udp.pcap", "203.0.113.1"),
+    ] {
+        let lines = replay_lines(&dir, capture, format, scan_conf);
+        assert!(!lines.is_empty(), "{format}: no lines");
+        replay(format, &as_syslog("web1", &lines));
+        let want = (source.to_owned(), "portsentry/portsentry-scan".to_owned());
+        let mut seen = Vec::new();
+        let found = wait_until(WAIT, || {
+            seen = decisions();
+            seen.contains(&want)
+        });
+        assert!(found, "{format}: no ban of {source}: {seen:?}\n{lines:?}");
+        crowdsec.cscli_in(Some(&netns), &["decisions", "delete", "--all"]);
+        assert!(wait_until(WAIT, || decisions().is_empty()));
+    }
+
+    // A horizontal scan: three hosts each see one source's first port only (SCAN_TRIGGER 64,
+    // far above what any of them saw) and forward it (PROBE_EVENTS), in all three formats.
+    let probe_conf = format!("{scan_conf}SCAN_TRIGGER=\"64\"\nPROBE_EVENTS=\"5\"\n");
+    let mut log = String::new();
+    for (host, format) in [("web1", "classic"), ("web2", "v2"), ("web3", "json")] {
+        let lines = replay_lines(&dir, "nmap-syn.pcap", format, &probe_conf);
+        assert_eq!(
+            lines.len(),
+            1,
+            "{format}: one probe line, no alert: {lines:?}"
+        );
+        log.push_str(&as_syslog(host, &lines));
+    }
+    // One host reporting another source three times is no horizontal scan.
+    let lonely = replay_lines(&dir, "nmap-syn6.pcap", "classic", &probe_conf);
+    for _ in 0..3 {
+        log.push_str(&as_syslog("web1", &lonely));
+    }
+    replay("horizontal", &log);
+    let horizontal = (
+        "203.0.113.1".to_owned(),
+        "portsentry/portsentry-horizontal-scan".to_owned(),
+    );
+    let mut seen = Vec::new();
+    let found = wait_until(WAIT, || {
+        seen = decisions();
+        seen.contains(&horizontal)
+    });
+    assert!(found, "no horizontal-scan ban: {seen:?}\n{log}");
+    assert_eq!(
+        seen.iter()
+            .filter(|(value, _)| value == "203.0.113.1")
+            .count(),
+        1,
+        "a horizontal scan is one decision: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|(value, _)| value == "2001:db8:113::1"),
+        "one host's repeated reports banned: {seen:?}"
+    );
 }
