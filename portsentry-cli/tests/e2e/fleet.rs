@@ -320,7 +320,7 @@ fn a_scan_of_one_host_is_banned_on_every_host_through_crowdsec() {
     let keys: Vec<String> = (0..3)
         .map(|i| crowdsec.add_bouncer(&format!("bouncer-h{i}")))
         .collect();
-    let _lapi = crowdsec.start_lapi(&hub, &url, &keys[0]);
+    let lapi = crowdsec.start_lapi(&hub, &url, &keys[0]);
 
     // Host 0's blocks expire after 4 s; host 1's last until `portsentry unblock`.
     let mut daemons = Vec::new();
@@ -438,6 +438,27 @@ fn a_scan_of_one_host_is_banned_on_every_host_through_crowdsec() {
             "{netns} still gets the ban after unblock"
         );
     }
+
+    // The Local API is gone: host 2's block fails, is said so, and is not recorded.
+    drop(lapi);
+    scan(HOSTS[2]);
+    daemons[2].expect(&format!(
+        "ERROR: action crowdsec failed for host: {SCANNER}"
+    ));
+    // The status file is rewritten every 2 seconds: after that, no block is in force.
+    std::thread::sleep(Duration::from_millis(2500));
+    let out = Command::new(env!("CARGO_BIN_EXE_portsentry"))
+        .args(["status", "--json"])
+        .env("STATE_DIRECTORY", states[2].path())
+        .env_remove("PORTSENTRY_CONFIG")
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    assert_eq!(
+        status["blocks"],
+        serde_json::json!([]),
+        "a failed push was recorded"
+    );
     for daemon in &mut daemons {
         assert!(daemon.stop().success(), "{}", daemon.output());
     }
