@@ -635,3 +635,38 @@ fn crowdsec_replays_the_three_formats_and_a_horizontal_scan_into_decisions() {
         "one host's repeated reports banned: {seen:?}"
     );
 }
+
+#[test]
+fn a_single_probe_below_the_trigger_is_forwarded_as_a_probe_line() {
+    let Some(lab) = Lab::create("a_single_probe_below_the_trigger_is_forwarded_as_a_probe_line")
+    else {
+        return;
+    };
+    let config = lab.write_config(&lab.config_text(
+        "1,79,111",
+        "7,9",
+        "SCAN_TRIGGER=\"3\"\nPROBE_EVENTS=\"5\"\n",
+    ));
+    let mut daemon = Daemon::start(&lab, &config, &["-stcp"]);
+    lab.nmap("-sS", "79", VICTIM4);
+    daemon.expect(&format!(
+        "probe: TCP syn from host: {ATTACKER4} to TCP port: 79"
+    ));
+    // A second port of the same source is no new report, and two ports stay below 3.
+    lab.nmap("-sS", "111", VICTIM4);
+    let counted = wait_until(WAIT, || {
+        let (_, status) = lab.cli(&["status", "--json"]);
+        serde_json::from_str::<Value>(&status)
+            .ok()
+            .and_then(|s| s["counters"]["below_trigger"].as_u64())
+            .is_some_and(|n| n >= 2)
+    });
+    assert!(counted, "the second probe was not counted");
+    let out = daemon.output();
+    assert_eq!(out.matches("probe: ").count(), 1, "{out}");
+    assert!(
+        !out.contains("scan from host"),
+        "no alert below the trigger: {out}"
+    );
+    assert!(daemon.stop().success(), "{}", daemon.output());
+}
