@@ -15,6 +15,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use portsentry_core::engine::EngineStatus;
 use portsentry_core::respond::blocked_file;
+use portsentry_core::respond::dispatch::DispatchStats;
 
 use render::RenderMeta;
 
@@ -64,6 +65,7 @@ impl Setup {
             page,
             textfile: self.textfile,
             started_at,
+            queue: MonotonicQueue::default(),
         })
     }
 }
@@ -74,6 +76,40 @@ pub(crate) struct Exporter {
     page: Option<Arc<http::Page>>,
     textfile: Option<PathBuf>,
     started_at: u64,
+    queue: MonotonicQueue,
+}
+
+/// The response queue's counters kept monotonic: a reload replaces the dispatcher, whose
+/// counters start again from 0; what the old one counted is carried over, so a Prometheus
+/// counter never goes down while the process lives.
+#[derive(Debug, Default)]
+struct MonotonicQueue {
+    carried: DispatchStats,
+    last: DispatchStats,
+}
+
+impl MonotonicQueue {
+    /// The totals since the process started, given the current dispatcher's `now`.
+    fn update(&mut self, now: DispatchStats) -> DispatchStats {
+        let last = self.last;
+        if now.queued < last.queued || now.processed < last.processed {
+            let c = &mut self.carried;
+            c.queued += last.queued;
+            c.processed += last.processed;
+            c.dropped_alerts += last.dropped_alerts;
+            c.dropped_releases += last.dropped_releases;
+            c.dropped_notices += last.dropped_notices;
+        }
+        self.last = now;
+        let c = &self.carried;
+        DispatchStats {
+            queued: c.queued + now.queued,
+            processed: c.processed + now.processed,
+            dropped_alerts: c.dropped_alerts + now.dropped_alerts,
+            dropped_releases: c.dropped_releases + now.dropped_releases,
+            dropped_notices: c.dropped_notices + now.dropped_notices,
+        }
+    }
 }
 
 impl Exporter {
@@ -87,15 +123,19 @@ impl Exporter {
     /// # Errors
     ///
     /// When rendering fails or the textfile cannot be written (the page is updated anyway).
-    pub(crate) fn publish(&self, status: &EngineStatus, now: u64) -> anyhow::Result<()> {
+    pub(crate) fn publish(&mut self, status: &EngineStatus, now: u64) -> anyhow::Result<()> {
         if !self.is_enabled() {
             return Ok(());
         }
+        let current = status.dispatch;
         let meta = RenderMeta {
             started_at: self.started_at,
             now,
+            queue_depth: current.queued.saturating_sub(current.processed),
         };
-        let text = render::render(status, meta)?;
+        let mut status = status.clone();
+        status.dispatch = self.queue.update(status.dispatch);
+        let text = render::render(&status, meta)?;
         if let Some(path) = &self.textfile {
             blocked_file::write_atomic(path, &text)
                 .with_context(|| format!("cannot write the metrics textfile {}", path.display()))?;
@@ -150,6 +190,7 @@ mod tests {
         let meta = RenderMeta {
             started_at: 1_700_000_000,
             now: 1_700_000_060,
+            queue_depth: 3,
         };
         let text = render::render(&status(), meta).unwrap();
         for line in [
@@ -191,7 +232,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(Setup::new(None, Some(&dir.path().join("portsentry.txt"))).is_err());
         let path = dir.path().join("portsentry.prom");
-        let exporter = Setup::new(None, Some(&path)).unwrap().start(1).unwrap();
+        let mut exporter = Setup::new(None, Some(&path)).unwrap().start(1).unwrap();
         exporter.publish(&status(), 2).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("portsentry_alerts_total 2\n"), "{text}");
@@ -200,5 +241,21 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, [std::ffi::OsString::from("portsentry.prom")]);
+    }
+
+    #[test]
+    fn queue_counters_survive_a_dispatcher_replaced_by_a_reload() {
+        let mut queue = MonotonicQueue::default();
+        let stats = |queued, processed, dropped_alerts| DispatchStats {
+            queued,
+            processed,
+            dropped_alerts,
+            ..DispatchStats::default()
+        };
+        assert_eq!(queue.update(stats(5, 4, 1)), stats(5, 4, 1));
+        assert_eq!(queue.update(stats(7, 7, 1)), stats(7, 7, 1));
+        // SIGHUP: a new dispatcher counts from 0 again.
+        assert_eq!(queue.update(stats(1, 0, 0)), stats(8, 7, 1));
+        assert_eq!(queue.update(stats(2, 2, 0)), stats(9, 9, 1));
     }
 }

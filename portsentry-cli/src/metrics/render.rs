@@ -26,6 +26,8 @@ pub(crate) struct RenderMeta {
     pub(crate) started_at: u64,
     /// This render's time, Unix seconds.
     pub(crate) now: u64,
+    /// Jobs waiting in the current response queue.
+    pub(crate) queue_depth: u64,
 }
 
 /// Renders `status` in the text format 0.0.4.
@@ -67,7 +69,7 @@ pub(crate) fn render(status: &EngineStatus, meta: RenderMeta) -> anyhow::Result<
     events(&mut out, status)?;
     blocks(&mut out, status)?;
     tracker(&mut out, status)?;
-    queue(&mut out, status)?;
+    queue(&mut out, status, meta.queue_depth)?;
     capture(&mut out, status)?;
     out.finish()
 }
@@ -226,13 +228,13 @@ fn tracker(out: &mut Families, status: &EngineStatus) -> anyhow::Result<()> {
     )
 }
 
-fn queue(out: &mut Families, status: &EngineStatus) -> anyhow::Result<()> {
+fn queue(out: &mut Families, status: &EngineStatus, depth: u64) -> anyhow::Result<()> {
     let q = &status.dispatch;
     out.gauge(
         "portsentry_response_queue_depth",
         "Jobs waiting for the responder thread now.",
         &[],
-        [(vec![], q.queued.saturating_sub(q.processed))],
+        [(vec![], depth)],
     )?;
     out.counter(
         "portsentry_response_jobs_total",

@@ -200,7 +200,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         config: origin.to_string(),
         running: true,
     };
-    let exporter = metrics_setup.start(meta.started_at)?;
+    let mut exporter = metrics_setup.start(meta.started_at)?;
     let status_path = state_files::status_path(&state_dir);
     let mut next_status = Instant::now();
     let mut code = ExitCode::SUCCESS;
