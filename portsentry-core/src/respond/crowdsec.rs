@@ -25,6 +25,7 @@
 //! are accepted (a Local API on the host or a private network); no proxy is used.
 
 use std::fs;
+use std::io::Read;
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -89,7 +90,17 @@ impl Credentials {
         let problem = |what: String| {
             ResponderError::Config(format!("CROWDSEC_CREDENTIALS {}: {what}", path.display()))
         };
-        let metadata = fs::metadata(path).map_err(|e| problem(e.to_string()))?;
+        // A FIFO or device would block or misbehave on open: refuse it by its path first.
+        if !fs::metadata(path)
+            .map_err(|e| problem(e.to_string()))?
+            .is_file()
+        {
+            return Err(problem("is not a regular file".into()));
+        }
+        // Checked on the opened descriptor, then the path's directories, then that the path
+        // still names the file that was opened: no swap between check and read.
+        let file = fs::File::open(path).map_err(|e| problem(e.to_string()))?;
+        let metadata = file.metadata().map_err(|e| problem(e.to_string()))?;
         if !metadata.is_file() {
             return Err(problem("is not a regular file".into()));
         }
@@ -106,12 +117,19 @@ impl Credentials {
                 "CROWDSEC_CREDENTIALS {finding}"
             )));
         }
-        if metadata.len() > MAX_CREDENTIALS_BYTES {
+        let named = fs::metadata(path).map_err(|e| problem(e.to_string()))?;
+        if (named.dev(), named.ino()) != (metadata.dev(), metadata.ino()) {
+            return Err(problem("was replaced while it was being checked".into()));
+        }
+        let mut text = String::new();
+        file.take(MAX_CREDENTIALS_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| problem(e.to_string()))?;
+        if text.len() as u64 > MAX_CREDENTIALS_BYTES {
             return Err(problem(format!(
                 "is larger than {MAX_CREDENTIALS_BYTES} bytes"
             )));
         }
-        let text = fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
         Self::parse(&text).map_err(problem)
     }
 

@@ -71,6 +71,8 @@ fn the_credentials_file_must_be_private_to_root() {
     let path = write_credentials(open.path(), text, 0o600);
     let err = Credentials::load(&path).unwrap_err().to_string();
     assert!(err.contains("writable by"), "{err}");
+    let err = Credentials::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
     let err = Credentials::load(&dir.path().join("absent")).unwrap_err();
     assert!(matches!(err, ResponderError::Config(_)), "{err}");
 }
