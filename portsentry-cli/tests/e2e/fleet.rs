@@ -237,6 +237,63 @@ impl Crowdsec {
     }
 }
 
+/// Debian's `crowdsec-firewall-bouncer`, unpacked, or `None` (with the reason printed).
+fn bouncer_program(test: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("PORTSENTRY_TEST_BOUNCER_ROOT").map_or_else(
+        || PathBuf::from("/var/cache/portsentry-tests/crowdsec-firewall-bouncer"),
+        PathBuf::from,
+    );
+    let program = root.join("usr/bin/crowdsec-firewall-bouncer");
+    if program.exists() && have("nft") {
+        Some(program)
+    } else {
+        eprintln!(
+            "{test}: no crowdsec-firewall-bouncer in {} (scripts/install-test-deps) or no nft: \
+             the bans are read from the bouncer stream only",
+            root.display()
+        );
+        None
+    }
+}
+
+/// Runs the firewall bouncer in `netns` (nftables mode, polling every second) with `key`.
+fn start_bouncer(program: &Path, dir: &Path, netns: &str, url: &str, key: &str) -> Service {
+    let config = dir.join(format!("bouncer-{netns}.yaml"));
+    std::fs::write(
+        &config,
+        format!(
+            "mode: nftables\npid_dir: {d}\nupdate_frequency: 1s\ndaemonize: false\n\
+             log_mode: file\nlog_dir: {d}\nlog_level: info\napi_url: {url}/\napi_key: {key}\n\
+             insecure_skip_verify: false\ndisable_ipv6: false\ndeny_action: DROP\n\
+             deny_log: false\nsupported_decisions_types:\n  - ban\n\
+             blacklists_ipv4: crowdsec-blacklists\nblacklists_ipv6: crowdsec6-blacklists\n\
+             nftables:\n  ipv4:\n    enabled: true\n    set-only: false\n    table: crowdsec\n    \
+             chain: crowdsec-chain\n  ipv6:\n    enabled: true\n    set-only: false\n    \
+             table: crowdsec6\n    chain: crowdsec6-chain\nprometheus:\n  enabled: false\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let child = Lab::in_netns(netns, program.to_str().unwrap())
+        .arg("-c")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Service(child)
+}
+
+/// The elements of the bouncer's nftables set in `netns`.
+fn bouncer_set(netns: &str) -> String {
+    let out = Lab::in_netns(netns, "nft")
+        .args(["list", "set", "ip", "crowdsec", "crowdsec-blacklists"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// One read of the bouncer stream from `netns` (`startup`: every active decision).
 fn stream(netns: &str, url: &str, key: &str, startup: bool) -> Option<Value> {
     let out = Lab::in_netns(netns, "curl")
@@ -321,6 +378,17 @@ fn a_scan_of_one_host_is_banned_on_every_host_through_crowdsec() {
         .map(|i| crowdsec.add_bouncer(&format!("bouncer-h{i}")))
         .collect();
     let lapi = crowdsec.start_lapi(&hub, &url, &keys[0]);
+    // Each host's real firewall bouncer (when unpacked) uses a key of its own.
+    let bouncer = bouncer_program(TEST);
+    let _bouncers: Vec<Service> = bouncer
+        .iter()
+        .flat_map(|program| {
+            hosts.iter().enumerate().map(|(i, netns)| {
+                let key = crowdsec.add_bouncer(&format!("firewall-h{i}"));
+                start_bouncer(program, crowdsec.dir.path(), netns, &url, &key)
+            })
+        })
+        .collect();
 
     // Host 0's blocks expire after 4 s; host 1's last until `portsentry unblock`.
     let mut daemons = Vec::new();
@@ -388,6 +456,17 @@ fn a_scan_of_one_host_is_banned_on_every_host_through_crowdsec() {
         );
     }
 
+    // Each host's firewall bouncer puts the scanner into its nftables set.
+    if bouncer.is_some() {
+        for netns in &hosts {
+            assert!(
+                wait_until(WAIT, || bouncer_set(netns).contains(SCANNER)),
+                "{netns}'s firewall bouncer did not block {SCANNER}: {}",
+                bouncer_set(netns)
+            );
+        }
+    }
+
     // Expiry on host 0 deletes the decision (DELETE /v1/decisions, seen in the API's log).
     daemons[0].expect(&format!("Action crowdsec_remove done for host: {SCANNER}"));
     assert!(
@@ -404,6 +483,12 @@ fn a_scan_of_one_host_is_banned_on_every_host_through_crowdsec() {
             }),
             "{netns} still gets the ban after expiry"
         );
+        if bouncer.is_some() {
+            assert!(
+                wait_until(WAIT, || !bouncer_set(netns).contains(SCANNER)),
+                "{netns}'s firewall bouncer still blocks {SCANNER} after expiry"
+            );
+        }
     }
 
     // Host 1 blocks for ten minutes; `portsentry unblock` lifts it everywhere.
