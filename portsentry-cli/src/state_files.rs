@@ -6,7 +6,8 @@
 //!   `modes`, `monitored_ports` (mode → count), `commands_enabled`, `blocks` (array of
 //!   `address`, `blocked_at`, `expires_at` (null: never), `mode`, `port`), `counters`
 //!   (`alerts`, `below_trigger`, `ignored`, `already_blocked`, `already_alerted`,
-//!   `not_monitored`, `tracked_sources`, `skipped` (reason → count), `capture` (`received`,
+//!   `not_monitored`, `not_blocked_by_limits` (alerts refused by `MAX_BLOCKS`/`BLOCK_RATE`),
+//!   `pending_blocks`, `tracked_sources`, `skipped` (reason → count), `capture` (`received`,
 //!   `dropped`, `delivered`) or null, `capture_errors`, `dispatch` (`queued`, `processed`,
 //!   `dropped_alerts`, `dropped_releases`, `dropped_notices`), `accept_failures`),
 //!   `bind_failures`.
@@ -86,6 +87,8 @@ pub(crate) fn status_json(meta: &StatusMeta, status: &EngineStatus) -> Value {
             "already_blocked": d.already_blocked,
             "already_alerted": d.already_alerted,
             "not_monitored": d.not_monitored,
+            "not_blocked_by_limits": d.limited,
+            "pending_blocks": d.blocks.pending,
             "tracked_sources": d.tracker.tracked,
             "skipped": skipped,
             "capture": status.capture.map(|c| json!({

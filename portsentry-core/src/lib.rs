@@ -88,7 +88,7 @@ pub use ports::PortSet;
 pub mod event;
 pub mod mode;
 
-pub use event::{Alert, Event, IgnoreReason, Release};
+pub use event::{Alert, BlockLimit, Event, IgnoreReason, Release};
 pub use mode::Mode;
 #[cfg(all(feature = "capture", target_os = "linux"))]
 pub mod capture;
@@ -108,6 +108,8 @@ pub use respond::{
 pub use ignore::IgnoreList;
 
 pub use classify::{LinkType, Skip, SkipCounts, classify};
+pub mod block_limits;
+pub mod block_outcome;
 pub mod block_table;
 pub mod detector;
 pub mod hash;

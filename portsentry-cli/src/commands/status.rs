@@ -151,6 +151,14 @@ fn render(s: &Value, running: bool, now: u64) -> String {
         n(&c["already_alerted"]),
         n(&c["not_monitored"])
     );
+    if !c["not_blocked_by_limits"].is_null() {
+        let _ = writeln!(
+            out,
+            "  alerts not blocked because of MAX_BLOCKS/BLOCK_RATE {}, blocks pending now {}",
+            n(&c["not_blocked_by_limits"]),
+            n(&c["pending_blocks"])
+        );
+    }
     let _ = writeln!(out, "  sources tracked now: {}", n(&c["tracked_sources"]));
     if c["capture"].is_object() {
         let _ = writeln!(

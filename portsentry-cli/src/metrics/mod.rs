@@ -180,6 +180,7 @@ mod tests {
         status.detector.blocks.blocked = 1;
         status.detector.blocks.recorded = 3;
         status.detector.blocks.failed = 1;
+        status.detector.limited = 4;
         status.dispatch.queued = 10;
         status.dispatch.processed = 7;
         status
@@ -202,6 +203,7 @@ mod tests {
             "portsentry_alerts_total 2",
             "portsentry_blocks_total 3",
             "portsentry_block_failures_total 1",
+            "portsentry_blocks_limited_total{limit=\"max_blocks_or_rate\"} 4",
             "portsentry_blocks_active 1",
             "portsentry_response_queue_depth 3",
             "portsentry_monitored_ports{mode=\"stcp\"} 20",

@@ -160,10 +160,13 @@ fn blocks(out: &mut Families, status: &EngineStatus) -> anyhow::Result<()> {
     )?;
     out.counter(
         "portsentry_blocks_limited_total",
-        "Alerts not blocked because of a limit, by limit (pending: too many blocks being made \
-         at once).",
+        "Alerts not blocked because of a limit, by limit (max_blocks_or_rate: MAX_BLOCKS or \
+         BLOCK_RATE; pending: too many blocks being made at once).",
         &["limit"],
-        [(vec!["pending"], b.pending_overflow)],
+        [
+            (vec!["max_blocks_or_rate"], status.detector.limited),
+            (vec!["pending"], b.pending_overflow),
+        ],
     )?;
     out.counter(
         "portsentry_blocks_abandoned_total",
@@ -188,6 +191,12 @@ fn blocks(out: &mut Families, status: &EngineStatus) -> anyhow::Result<()> {
         "Sources whose block is being made now.",
         &[],
         [(vec![], to_u64(b.pending))],
+    )?;
+    out.gauge(
+        "portsentry_blocks_releasing",
+        "Sources whose block is being released now.",
+        &[],
+        [(vec![], to_u64(b.releasing))],
     )
 }
 

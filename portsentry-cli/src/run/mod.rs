@@ -11,7 +11,8 @@
 //!    `READY=1` to systemd.
 //!
 //! Then the main loop: one engine turn (≤ 200 ms), pending unblock requests, SIGHUP (reload)
-//! and SIGTERM/SIGINT (stop), and the status file every 2 seconds.
+//! and SIGTERM/SIGINT (stop within `STOP_TIMEOUT`; a second one exits at once), and the
+//! status file every 2 seconds.
 
 mod control;
 pub(crate) mod log_sink;
@@ -44,6 +45,9 @@ use log_sink::{LogFormat, LogTarget, Logger};
 
 /// Exit status: a privilege is missing (sysexits' `EX_NOPERM`).
 pub(crate) const EXIT_NO_PERMISSION: u8 = 77;
+/// Exit status when a second SIGTERM or SIGINT ends a stop at once (128 + SIGTERM, as a
+/// shell reports a process killed by it).
+const EXIT_SECOND_SIGNAL: i32 = 143;
 /// The longest wait of one engine turn (bounds the reaction time to signals).
 const TURN: Duration = Duration::from_millis(200);
 /// How often the status file is rewritten.
@@ -111,6 +115,16 @@ impl Signals {
         let stop = Arc::new(AtomicBool::new(false));
         signal_hook::flag::register(SIGHUP, Arc::clone(&reload)).context("cannot handle SIGHUP")?;
         for signal in [SIGTERM, SIGINT] {
+            // The first SIGTERM or SIGINT asks for a stop (within STOP_TIMEOUT); a second one,
+            // the flag being set already, ends the process at once. The block table on disk
+            // is always consistent (pending blocks are written before their actions run), so
+            // the next start completes what was left.
+            signal_hook::flag::register_conditional_shutdown(
+                signal,
+                EXIT_SECOND_SIGNAL,
+                Arc::clone(&stop),
+            )
+            .context("cannot handle SIGTERM/SIGINT")?;
             signal_hook::flag::register(signal, Arc::clone(&stop))
                 .context("cannot handle SIGTERM/SIGINT")?;
         }
@@ -205,7 +219,8 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
     let mut next_status = Instant::now();
     let mut code = ExitCode::SUCCESS;
     loop {
-        if signals.stop.swap(false, Ordering::SeqCst) {
+        // Never reset: a second signal during the stop must find it set.
+        if signals.stop.load(Ordering::SeqCst) {
             break;
         }
         if signals.reload.swap(false, Ordering::SeqCst) {
@@ -243,7 +258,14 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         }
     }
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
-    logger.admin(Severity::Info, "PortSentry is shutting down");
+    logger.admin(
+        Severity::Info,
+        &format!(
+            "PortSentry is shutting down (at most {} s for queued block actions; a second \
+             signal stops at once)",
+            engine.config().stop_timeout.as_secs()
+        ),
+    );
     let (status, messages) = engine.shutdown();
     log_messages(&logger, messages);
     if let Err(e) = exporter.publish(&status, state_files::unix_now()) {

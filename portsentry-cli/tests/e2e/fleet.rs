@@ -41,7 +41,7 @@ fn crowdsec_root(test: &str) -> Option<PathBuf> {
         );
         return None;
     }
-    for tool in ["nmap", "curl"] {
+    for tool in ["nmap", "curl", "python3"] {
         if !have(tool) {
             eprintln!("skipping {test}: {tool} is not installed (scripts/install-test-deps)");
             return None;
@@ -158,10 +158,21 @@ impl Crowdsec {
             hub = hub.display(),
         );
         std::fs::write(d.join("cfg/config.yaml"), config).unwrap();
-        Self {
+        let crowdsec = Self {
             root: root.to_owned(),
             dir,
-        }
+        };
+        // The machine of cscli itself and of a log-reading agent (`api.client`).
+        let own = crowdsec.dir.path().join("cfg/local_api_credentials.yaml");
+        crowdsec.cscli(&[
+            "machines",
+            "add",
+            "local",
+            "--auto",
+            "-f",
+            own.to_str().unwrap(),
+        ]);
+        crowdsec
     }
 
     fn config(&self) -> PathBuf {
@@ -407,7 +418,7 @@ fn a_scan_of_one_host_is_banned_on_every_host_through_crowdsec() {
             format!(
                 "TCP_PORTS=\"1,79,111\"\nUDP_PORTS=\"7,9\"\nBLOCK_TCP=\"1\"\nBLOCK_UDP=\"1\"\n\
                  BLOCK_TIMEOUT=\"{timeout}\"\nCROWDSEC_CREDENTIALS=\"{}\"\n\
-                 HISTORY_FILE=\"history\"\nBLOCKED_FILE=\"blocked\"\n",
+                 HISTORY_FILE=\"history\"\nBLOCKED_FILE=\"blocked\"\nRECONCILE_INTERVAL=\"1\"\n",
                 credentials.display()
             ),
         )
@@ -441,6 +452,24 @@ fn a_scan_of_one_host_is_banned_on_every_host_through_crowdsec() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
+    // Every host answers the scanner before the scans (the bridge ports forward, ARP is
+    // resolved): nmap with no retries must not lose its first packets.
+    for host in HOSTS {
+        // A connection to an unmonitored closed port: refused means the host answered.
+        let probe = format!(
+            "import socket, sys\ntry:\n    socket.create_connection(('{host}', 9), timeout=1)\n\
+             except ConnectionRefusedError:\n    sys.exit(0)\nexcept OSError:\n    sys.exit(1)\n"
+        );
+        let reached = wait_until(WAIT, || {
+            Lab::in_netns(&scanner, "python3")
+                .args(["-c", &probe])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        assert!(reached, "the scanner cannot reach {host}");
+    }
     scan(HOSTS[0]);
     daemons[0].expect(&format!("Action crowdsec done for host: {SCANNER}"));
     for (netns, key) in hosts.iter().zip(&keys) {
@@ -500,6 +529,32 @@ fn a_scan_of_one_host_is_banned_on_every_host_through_crowdsec() {
                 active_bans(netns, &url, key).is_some_and(|bans| bans.contains(&ban))
             }),
             "{netns}'s bouncer does not get host 1's ban"
+        );
+    }
+    // Reconciliation (every second here) leaves a ban the Local API holds alone: no second
+    // push, no delete, so the bouncers never see it flap.
+    let pushes = || {
+        crowdsec
+            .lapi_log()
+            .matches("\"POST /v1/alerts HTTP/1.1 201")
+            .count()
+    };
+    let deletes = || crowdsec.lapi_log().matches("DELETE /v1/decisions").count();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!((pushes(), deletes()), (2, 1), "{}", crowdsec.lapi_log());
+    // A ban deleted behind portsentry's back (by hand, a reset database) is pushed again.
+    crowdsec.cscli_in(Some(&hub), &["decisions", "delete", "--ip", SCANNER]);
+    assert!(
+        wait_until(WAIT, || pushes() == 3),
+        "the deleted ban was not pushed again:\n{}",
+        crowdsec.lapi_log()
+    );
+    for (netns, key) in hosts.iter().zip(&keys) {
+        assert!(
+            wait_until(WAIT, || {
+                active_bans(netns, &url, key).is_some_and(|bans| bans.contains(&ban))
+            }),
+            "{netns}'s bouncer does not get the ban back"
         );
     }
     let out = Command::new(env!("CARGO_BIN_EXE_portsentry"))
@@ -613,15 +668,6 @@ fn crowdsec_replays_the_three_formats_and_a_horizontal_scan_into_decisions() {
     let netns = namespaces.add("replay");
     let url = format!("http://127.0.0.1:{LAPI_PORT}");
     let crowdsec = Crowdsec::prepare(&root, &format!("127.0.0.1:{LAPI_PORT}"));
-    let agent_credentials = crowdsec.dir.path().join("cfg/local_api_credentials.yaml");
-    crowdsec.cscli(&[
-        "machines",
-        "add",
-        "agent",
-        "--auto",
-        "-f",
-        agent_credentials.to_str().unwrap(),
-    ]);
     let key = crowdsec.add_bouncer("bouncer");
     let _lapi = crowdsec.start_lapi(&netns, &url, &key);
     let dir = crowdsec.dir.path().to_owned();

@@ -118,6 +118,16 @@ pub enum WarningKind {
         "neither TCP_PORTS nor UDP_PORTS is set: only the advanced modes (atcp, audp) watch any port"
     )]
     NoPortLists,
+    /// Blocking is on and `SCAN_TRIGGER` is below 2: one forged packet blocks a host.
+    #[error(
+        "is below 2 while blocking is on: one packet with a forged source blocks that source; use 2 or more"
+    )]
+    ForgeableTrigger,
+    /// Blocking is on and `BLOCK_TIMEOUT` is 0: blocks, forged ones included, never end.
+    #[error(
+        "is 0 (blocks never expire) while blocking is on: blocks made by forged packets stay until removed by hand"
+    )]
+    BlocksNeverExpire,
 }
 
 /// The error of [`Config::load`](super::Config::load) and

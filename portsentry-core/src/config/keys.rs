@@ -125,6 +125,22 @@ pub const KEYS: &[KeyInfo] = &[
         KeyOrigin::New,
         "0-10000 probe lines per second (0: off)",
     ),
+    key(
+        "MAX_BLOCKS",
+        KeyOrigin::New,
+        "1-1048576 hosts blocked at once",
+    ),
+    key(
+        "BLOCK_RATE",
+        KeyOrigin::New,
+        "new blocks per minute, 0 (no limit) to 1000000",
+    ),
+    key(
+        "RECONCILE_INTERVAL",
+        KeyOrigin::New,
+        "seconds, 0 (start and reload only) to 86400",
+    ),
+    key("STOP_TIMEOUT", KeyOrigin::New, "seconds, 1-3600"),
 ];
 
 /// The entry of [`KEYS`] named exactly `name`.
@@ -157,7 +173,7 @@ mod tests {
             assert!(a.name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
             assert!(KEYS[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
         }
-        assert_eq!(KEYS.len(), 29);
+        assert_eq!(KEYS.len(), 33);
     }
 
     #[test]

@@ -54,6 +54,10 @@
 //! | `CROWDSEC_CREDENTIALS` | new | CrowdSec machine credentials file: blocks become Local API decisions; `""`: none | none |
 //! | `PROBE_EVENTS` | new | 0-10000: `probe:` lines per second for a source's first port below the trigger; 0 off | 0 |
 //! | `NFT_SET` | new | `"FAMILY TABLE SET"`, family `ip`/`ip6`/`inet`, names `[A-Za-z0-9_-]`; `""`: none | none |
+//! | `MAX_BLOCKS` | new | 1-1048576 hosts blocked at once; further alerts are counted, not blocked | 512 |
+//! | `BLOCK_RATE` | new | 0-1000000 new blocks per minute (burst of as many); 0 = no limit | 60 |
+//! | `RECONCILE_INTERVAL` | new | seconds (0-86400) between re-applications of the block table; 0 = at start and reload only | 60 |
+//! | `STOP_TIMEOUT` | new | seconds (1-3600) a stop waits for queued actions | 10 |
 //!
 //! Numbers are decimal, without sign; switches are exactly `0` or `1`; `""` is an error for
 //! every key whose column above does not say what `""` means.
@@ -171,7 +175,22 @@ pub struct Config {
     /// `PROBE_EVENTS` (new): at most this many `probe:` lines per second, for a source's
     /// first port below the trigger (fleet-wide horizontal-scan detection); 0 is off.
     pub probe_events_per_second: u32,
+    /// `MAX_BLOCKS` (new): at most this many hosts blocked (or being blocked) at once.
+    pub max_blocks: usize,
+    /// `BLOCK_RATE` (new): at most this many new blocks a minute; 0 means no rate limit.
+    pub block_rate: u32,
+    /// `RECONCILE_INTERVAL` (new): how often the firewall is made to match the block table
+    /// again; `None` (value 0): only at start and after a reload.
+    pub reconcile_interval: Option<Duration>,
+    /// `STOP_TIMEOUT` (new): how long a stop waits for queued block actions before it leaves
+    /// them pending in the block table for the next start.
+    pub stop_timeout: Duration,
 }
+
+/// The default of `RECONCILE_INTERVAL`.
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(60);
+/// The default of `STOP_TIMEOUT`.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// PortSentry's classic "aware" TCP port list (Debian's sample file).
 pub const CLASSIC_TCP_PORTS: &str = "1,11,15,79,111,119,143,540,635,1080,1524,2000,5742,6667,12345,12346,20034,27665,31337,32771,32772,32773,32774,40421,49724,54320";
@@ -363,6 +382,10 @@ impl Config {
             port_banner: None,
             crowdsec_credentials: None,
             probe_events_per_second: 0,
+            max_blocks: crate::block_limits::DEFAULT_MAX_BLOCKS,
+            block_rate: crate::block_limits::DEFAULT_BLOCK_RATE,
+            reconcile_interval: Some(DEFAULT_RECONCILE_INTERVAL),
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
         }
     }
 }

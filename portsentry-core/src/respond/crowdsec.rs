@@ -11,7 +11,10 @@
 //!   (`POST /v1/alerts`): scope `Ip`, scenario `portsentry/MODE`, origin `portsentry`,
 //!   duration `BLOCK_TIMEOUT` (ten years when blocks never expire);
 //! * for each release (expiry, `portsentry unblock`) it deletes the address's decisions
-//!   (`DELETE /v1/decisions?ip=ADDRESS`).
+//!   (`DELETE /v1/decisions?ip=ADDRESS`);
+//! * at reconciliation it asks whether its ban is still there (`GET /v1/alerts?ip=ADDRESS&
+//!   has_active_decision=true`) and pushes it again, for the time the block has left, only
+//!   when it is not (so the bouncers never see a block flap).
 //!
 //! It is a blocking responder: a push that fails after its retries is a failed block, reported
 //! and counted like any other. Each request has a short timeout and is retried a bounded
@@ -34,10 +37,11 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 
 use super::{
-    Action, AlertContext, Outcome, ReleaseContext, Responder, ResponderError, Role, Step,
-    address_text, timefmt,
+    Action, AlertContext, Outcome, ReapplyContext, ReleaseContext, Responder, ResponderError, Role,
+    Step, address_text, timefmt,
 };
 use crate::config::{BlockMode, Config};
+use crate::event::Alert;
 use crate::mode::Mode;
 use crate::permissions;
 use crate::probe::Timestamp;
@@ -52,6 +56,9 @@ pub const ATTEMPTS: u32 = 3;
 pub const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(10);
 /// A decision's duration when blocks never expire (`BLOCK_TIMEOUT="0"`): ten years.
 const FOREVER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// A ban missing at reconciliation is not pushed again when the block ends sooner than
+/// this: the Local API may simply have expired it a moment before portsentry releases it.
+const MIN_REMAINING_TO_PUSH: Duration = Duration::from_secs(10);
 /// Tokens are renewed before this age (the Local API's last an hour).
 const TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// The longest credentials file read.
@@ -329,8 +336,8 @@ impl CrowdsecResponder {
         Err(last)
     }
 
-    fn push_ban(&mut self, ctx: &AlertContext<'_>) -> Result<String, String> {
-        let body = alert_body(ctx, self.duration, SystemTime::now()).to_string();
+    fn push_ban(&mut self, alert: &Alert, duration: Duration) -> Result<String, String> {
+        let body = alert_body(alert, duration, SystemTime::now()).to_string();
         self.call(
             |agent, url, token| {
                 agent
@@ -339,6 +346,35 @@ impl CrowdsecResponder {
             },
             Some(&body),
         )
+    }
+
+    /// Whether the Local API holds an active ban of `ip` made by portsentry.
+    fn has_ban(&mut self, ip: &str) -> Result<bool, String> {
+        let answer = self.call(
+            |agent, url, token| {
+                agent
+                    .get(&format!("{url}/v1/alerts"))
+                    .query("ip", ip)
+                    .query("has_active_decision", "true")
+                    .set("Authorization", &format!("Bearer {token}"))
+            },
+            None,
+        )?;
+        let alerts: Value =
+            serde_json::from_str(&answer).map_err(|e| format!("alerts answer: {e}"))?;
+        let ours = |d: &Value| {
+            d["origin"] == ORIGIN
+                && d["type"] == "ban"
+                && d["value"] == ip
+                && d["duration"].as_str().is_some_and(|t| !t.starts_with('-'))
+        };
+        Ok(alerts
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["decisions"].as_array())
+            .flatten()
+            .any(ours))
     }
 
     fn delete(&mut self, address: IpAddr) -> Result<String, String> {
@@ -377,12 +413,43 @@ impl Responder for CrowdsecResponder {
             return Ok(Outcome::Skipped);
         }
         let ip = address_text(ctx.alert.probe.source);
-        let result = self.push_ban(ctx);
+        let result = self.push_ban(ctx.alert, self.duration);
         let detail = format!(
             "ban {ip} for {}s ({})",
             self.duration.as_secs(),
             scenario(ctx.alert.mode)
         );
+        let step = self.step("crowdsec", detail, &result);
+        match result {
+            Ok(_) => Ok(Outcome::Acted(vec![step])),
+            Err(_) => Err(ResponderError::BlockFailed { steps: vec![step] }),
+        }
+    }
+
+    /// Reconciliation: a ban still held by the Local API is left alone (no churn for the
+    /// bouncers); a missing one (deleted by hand, a reset database) is pushed again for the
+    /// time the block has left.
+    fn on_reapply(&mut self, ctx: &ReapplyContext<'_>) -> Result<Outcome, ResponderError> {
+        if ctx.alert.response != BlockMode::Block {
+            return Ok(Outcome::Skipped);
+        }
+        let ip = address_text(ctx.record.address);
+        let duration = ctx.remaining.unwrap_or(FOREVER);
+        let (detail, result) = match self.has_ban(&ip) {
+            Ok(true) => (format!("ban {ip} in force"), Ok(String::new())),
+            Ok(false) if duration < MIN_REMAINING_TO_PUSH => {
+                (format!("ban {ip} ending"), Ok(String::new()))
+            }
+            Ok(false) => (
+                format!(
+                    "ban {ip} again for {}s ({})",
+                    duration.as_secs(),
+                    scenario(ctx.alert.mode)
+                ),
+                self.push_ban(ctx.alert, duration),
+            ),
+            Err(e) => (format!("ban {ip}"), Err(e)),
+        };
         let step = self.step("crowdsec", detail, &result);
         match result {
             Ok(_) => Ok(Outcome::Acted(vec![step])),
@@ -411,8 +478,7 @@ pub fn scenario(mode: Mode) -> String {
 }
 
 /// The `POST /v1/alerts` body for one alert: an array of one alert carrying its decision.
-fn alert_body(ctx: &AlertContext<'_>, duration: Duration, now: SystemTime) -> Value {
-    let alert = ctx.alert;
+fn alert_body(alert: &Alert, duration: Duration, now: SystemTime) -> Value {
     let probe = &alert.probe;
     let ip = address_text(probe.source);
     let scenario = scenario(alert.mode);

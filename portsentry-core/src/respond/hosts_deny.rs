@@ -138,6 +138,40 @@ impl HostsDeny {
         Ok(removed)
     }
 
+    /// Removes the lines the template produced for addresses that `keep` refuses (lines
+    /// portsentry wrote for blocks its table no longer knows); returns those addresses.
+    /// Lines the template cannot have produced are never touched.
+    ///
+    /// # Errors
+    ///
+    /// As [`HostsDeny::add`].
+    pub fn prune(&self, keep: &dyn Fn(IpAddr) -> bool) -> Result<Vec<IpAddr>, ResponderError> {
+        let Some(current) = self.read_checked()? else {
+            return Ok(Vec::new());
+        };
+        let mut stray = Vec::new();
+        let mut next = String::with_capacity(current.len());
+        for line in current.split_inclusive('\n') {
+            let bare = line.strip_suffix('\n').unwrap_or(line);
+            match self.address_of(bare) {
+                Some(address) if !keep(address) => stray.push(address),
+                _ => next.push_str(line),
+            }
+        }
+        if !stray.is_empty() {
+            write_atomic(&self.path, &next)?;
+        }
+        Ok(stray)
+    }
+
+    /// The address whose line `line` is, if the template produced it.
+    fn address_of(&self, line: &str) -> Option<IpAddr> {
+        line.split(|c: char| c.is_whitespace() || c == ',')
+            .map(|word| word.trim_matches(|c| c == '[' || c == ']'))
+            .filter_map(|word| word.parse::<IpAddr>().ok())
+            .find(|&ip| template_matches(&self.template, &super::address_text(ip), line))
+    }
+
     /// Reads the file after the safety checks; `None` when it does not exist.
     fn read_checked(&self) -> Result<Option<String>, ResponderError> {
         match fs::symlink_metadata(&self.path) {

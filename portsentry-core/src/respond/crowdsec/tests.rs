@@ -87,7 +87,7 @@ fn the_alert_carries_its_ban_decision() {
         steps: &[],
     };
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_558_400);
-    let body = alert_body(&ctx, Duration::from_secs(3600), now);
+    let body = alert_body(ctx.alert, Duration::from_secs(3600), now);
     let alert = &body[0];
     assert_eq!(alert["scenario"], "portsentry/stcp");
     assert_eq!(alert["source"]["value"], "203.0.113.9");
