@@ -14,6 +14,16 @@ fn write_credentials(dir: &Path, text: &str, mode: u32) -> std::path::PathBuf {
     path
 }
 
+/// The context a blocking responder sees for `alert`.
+fn pending(alert: &crate::event::Alert) -> AlertContext<'_> {
+    AlertContext {
+        alert,
+        host_name: None,
+        block: BlockStatus::Pending,
+        steps: &[],
+    }
+}
+
 fn private_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
@@ -80,12 +90,7 @@ fn the_credentials_file_must_be_private_to_root() {
 #[test]
 fn the_alert_carries_its_ban_decision() {
     let a = alert("203.0.113.9", 79, Mode::StealthTcp, BlockMode::Block);
-    let ctx = AlertContext {
-        alert: &a,
-        host_name: None,
-        block: BlockStatus::Pending,
-        steps: &[],
-    };
+    let ctx = pending(&a);
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_558_400);
     let body = alert_body(ctx.alert, Duration::from_secs(3600), now);
     let alert = &body[0];
@@ -118,12 +123,7 @@ fn log_only_alerts_are_not_pushed() {
     let c = Credentials::parse("url: http://127.0.0.1:9\nlogin: a\npassword: b\n").unwrap();
     let mut responder = CrowdsecResponder::new(c, None);
     let a = alert("203.0.113.9", 79, Mode::StealthTcp, BlockMode::LogOnly);
-    let ctx = AlertContext {
-        alert: &a,
-        host_name: None,
-        block: BlockStatus::Pending,
-        steps: &[],
-    };
+    let ctx = pending(&a);
     assert_eq!(responder.on_alert(&ctx).unwrap(), Outcome::Skipped);
 }
 
@@ -169,12 +169,7 @@ fn a_failed_push_is_a_failed_block_and_the_next_fails_fast() {
     let c = Credentials::parse(&format!("url: {url}\nlogin: a\npassword: b\n")).unwrap();
     let mut responder = CrowdsecResponder::new(c, Some(Duration::from_secs(60)));
     let a = alert("203.0.113.9", 79, Mode::StealthTcp, BlockMode::Block);
-    let ctx = AlertContext {
-        alert: &a,
-        host_name: None,
-        block: BlockStatus::Pending,
-        steps: &[],
-    };
+    let ctx = pending(&a);
     let Err(ResponderError::BlockFailed { steps }) = responder.on_alert(&ctx) else {
         panic!("a server error must fail the block");
     };
