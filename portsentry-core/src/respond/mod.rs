@@ -1168,6 +1168,21 @@ mod tests {
         ));
     }
 
+    #[cfg(not(feature = "crowdsec"))]
+    #[test]
+    fn crowdsec_credentials_without_the_feature_are_an_error_not_a_silent_gap() {
+        let config = crate::Config {
+            crowdsec_credentials: Some("/etc/portsentry/crowdsec.yaml".into()),
+            history_file: None,
+            blocked_file: None,
+            ..crate::Config::default()
+        };
+        let Err(ResponderError::Config(message)) = from_config(&config, None) else {
+            panic!("a build without CrowdSec support must refuse CROWDSEC_CREDENTIALS");
+        };
+        assert!(message.contains("feature `crowdsec`"), "{message}");
+    }
+
     #[test]
     fn address_text_forms() {
         assert_eq!(address_text("203.0.113.5".parse().unwrap()), "203.0.113.5");
