@@ -13,10 +13,12 @@
 //!   `bind_failures`.
 //! * `portsentry.sock`: the control socket (see `run::control`).
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use portsentry_core::engine::EngineStatus;
-use portsentry_core::respond::{address_text, blocked_file};
+use portsentry_core::respond::address_text;
+use portsentry_core::state_file;
 use serde_json::{Value, json};
 
 /// The status file's schema version.
@@ -110,11 +112,13 @@ pub(crate) fn status_json(meta: &StatusMeta, status: &EngineStatus) -> Value {
     })
 }
 
-/// Writes the status document atomically.
+/// Writes the status document atomically, never through a link
+/// ([`state_file::write_atomic`]).
 pub(crate) fn write_status(path: &Path, document: &Value) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(document)?;
     text.push('\n');
-    blocked_file::write_atomic(path, &text)?;
+    state_file::write_atomic(path, text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(())
 }
 
@@ -128,4 +132,44 @@ pub(crate) fn unix_now() -> u64 {
 /// True when a process with `pid` exists (and is not a zombie we could not tell apart).
 pub(crate) fn process_alive(pid: u64) -> bool {
     pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Creates the state directory when missing (mode 0755) and, when running as root, refuses
+/// to go on unless it (and the pid file's directory) is owned by root and writable by root
+/// only, along its whole path (links, their directories and targets included): the status
+/// file, the control socket and the block table are written there as root.
+///
+/// # Errors
+///
+/// When the directory cannot be created, or a permission finding names a path on the way.
+pub(crate) fn prepare_state_directory(
+    state_dir: &Path,
+    pid_file: Option<&Path>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(state_dir)
+        .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
+    if !portsentry_core::config::running_as_root() {
+        return Ok(());
+    }
+    let mut findings = portsentry_core::permissions::check_file(state_dir)
+        .with_context(|| format!("cannot check the state directory {}", state_dir.display()))?;
+    if let Some(pid_file) = pid_file {
+        findings.extend(portsentry_core::permissions::check_written_file(pid_file));
+    }
+    if let Some(first) = findings.first() {
+        let all: Vec<String> = findings.iter().map(ToString::to_string).collect();
+        anyhow::bail!(
+            "the state directory {} is not safe for root's files (status, control socket, \
+             block table): {}; make it owned by root and writable by root only \
+             (first finding: {})",
+            state_dir.display(),
+            all.join("; "),
+            first.culprit.display()
+        );
+    }
+    Ok(())
 }

@@ -9,6 +9,7 @@ use crate::Timestamp;
 use crate::block_table::{format_journal, parse_journal};
 use crate::classify::{LinkType, classify, classify_general};
 use crate::config::{Config, ConfigError, conf_file};
+use crate::control::{self, Answer, Request};
 use crate::ignore::{IgnoreError, IgnoreList};
 
 /// `classify` never panics, for any bytes and any link type, and its fast paths agree with
@@ -136,4 +137,35 @@ pub fn blocked_file_invariants(data: &[u8]) {
             let _ = e.to_string();
         }
     }
+}
+
+/// The control-socket protocol never panics on any bytes: a request it accepts formats back
+/// to a line that parses to the same request, a refusal's message fits on one line, and any
+/// text read as an answer formats back to one line that reads as the same answer.
+///
+/// # Panics
+///
+/// When one of those invariants does not hold.
+pub fn control_invariants(data: &[u8]) {
+    match control::parse_request(data) {
+        Ok(request) => {
+            assert!(data.len() <= control::MAX_LINE);
+            let line = request.to_string();
+            assert_eq!(control::parse_request(line.as_bytes()), Ok(request));
+            let Request::Unblock(address) = request;
+            for answer in [Answer::Released(address), Answer::NotBlocked(address)] {
+                assert_eq!(control::parse_answer(&answer.to_string()), answer);
+            }
+        }
+        Err(error) => {
+            let answer = Answer::Error(error.to_string()).to_string();
+            assert!(!answer.contains('\n'), "{answer:?}");
+        }
+    }
+    let text = String::from_utf8_lossy(data);
+    let answer = control::parse_answer(&text);
+    let line = answer.to_string();
+    assert!(!line.contains(['\n', '\r']), "{line:?}");
+    let again = control::parse_answer(&line);
+    assert_eq!(control::parse_answer(&again.to_string()), again, "{line:?}");
 }

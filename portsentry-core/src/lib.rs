@@ -74,7 +74,9 @@ pub use probe::{Probe, Protocol, ScanKind, TcpFlags, Timestamp};
 /// The version of this crate, as Cargo knows it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+pub mod banner_gate;
 pub mod config;
+pub mod control;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ignore;
@@ -82,6 +84,7 @@ pub mod located;
 mod net_table;
 pub mod permissions;
 pub mod ports;
+pub mod state_file;
 
 pub use config::{BlockMode, Config, HistoryFormat};
 pub use ports::PortSet;

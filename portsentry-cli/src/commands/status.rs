@@ -118,7 +118,8 @@ fn render(s: &Value, running: bool, now: u64) -> String {
     if s["commands_enabled"].as_bool() == Some(false) {
         let _ = writeln!(
             out,
-            "blocking commands: DISABLED (the configuration or ignore file is writable by others)"
+            "blocking commands: DISABLED, log only (a path of the configuration, the ignore file \
+             or a file root writes is not root's alone: see the log)"
         );
     }
     let blocks = s["blocks"].as_array().cloned().unwrap_or_default();

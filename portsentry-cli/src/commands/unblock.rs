@@ -7,19 +7,20 @@
 //! `BLOCKED_FILE`, runs the release actions (hosts.deny line removed, nftables element
 //! deleted, `UNBLOCK_CMD`), printing their log lines, and then drops the record.
 
-use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use portsentry_core::block_outcome;
 use portsentry_core::block_table::{format_journal, parse_journal};
+use portsentry_core::control::{self, Answer};
 use portsentry_core::engine;
 use portsentry_core::respond::{LogResponder, LogStyle, address_text, blocked_file};
 use portsentry_core::{Timestamp, config};
 
 use super::{EXIT_FAILURE, report_failure};
 use crate::config_source::{self, Origin};
+use crate::run::ClientError;
 use crate::state_files;
 
 /// Options of `unblock`.
@@ -36,22 +37,23 @@ pub(crate) fn run(args: &Args, origin: Origin) -> anyhow::Result<ExitCode> {
     let socket = state_files::socket_path(&config::state_directory());
     match crate::run::request_unblock(&socket, address) {
         Ok(answer) => Ok(report_answer(&answer, address)),
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+        Err(ClientError::NoDetector(_)) => offline(address, origin),
+        Err(untrusted @ ClientError::Untrusted(_)) => {
+            // Not root's socket: no detector of ours is behind it.
+            eprintln!("portsentry: warning: {untrusted}");
             offline(address, origin)
         }
-        Err(e) => {
-            Err(e).with_context(|| format!("cannot talk to the detector at {}", socket.display()))
-        }
+        Err(e) => Err(e.into()),
     }
 }
 
 fn report_answer(answer: &str, address: IpAddr) -> ExitCode {
-    match answer.split_once(' ') {
-        Some(("released", _)) => {
+    match control::parse_answer(answer) {
+        Answer::Released(_) => {
             println!("portsentry: {address} released by the running detector");
             ExitCode::SUCCESS
         }
-        Some(("not-blocked", _)) => {
+        Answer::NotBlocked(_) => {
             eprintln!("portsentry: {address} is not blocked");
             ExitCode::from(EXIT_FAILURE)
         }
@@ -69,6 +71,10 @@ fn offline(address: IpAddr, origin: Origin) -> anyhow::Result<ExitCode> {
         Ok(checked) => checked,
         Err(failure) => return Ok(report_failure(&failure)),
     };
+    if let Some(finding) = checked.findings.first() {
+        // The configuration was disarmed: its BLOCKED_FILE and release actions are not trusted.
+        bail!("no detector is running, and the configuration is not root's alone: {finding}");
+    }
     let Some(path) = checked.config.blocked_file.clone() else {
         bail!("no detector is running and the configuration has no BLOCKED_FILE");
     };

@@ -75,6 +75,14 @@ pub enum ProblemKind {
         /// The value as written.
         value: String,
     },
+    /// `CONTROL_GROUP` is neither a group name nor a number.
+    #[error(
+        "`{value}` is not a group: expected a group name (letters, digits, `_`, `.`, `-`, at most 32) or a number"
+    )]
+    NotAGroup {
+        /// The value as written.
+        value: String,
+    },
     /// `NFT_SET` is not `FAMILY TABLE SET` with a valid family and names.
     #[error("`{value}` is not an nftables set: {reason}")]
     NotAnNftSet {
@@ -142,6 +150,15 @@ pub enum ConfigError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The file holds more than [`MAX_INPUT_BYTES`](crate::permissions::MAX_INPUT_BYTES)
+    /// (1 MiB); it was not read further.
+    #[error("{} is larger than {limit} bytes: refused (a configuration file is far smaller)", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
     },
     /// The file has one or more invalid lines. All of them are listed (in line order), and
     /// the warnings found on the way too.

@@ -141,6 +141,11 @@ pub const KEYS: &[KeyInfo] = &[
         "seconds, 0 (start and reload only) to 86400",
     ),
     key("STOP_TIMEOUT", KeyOrigin::New, "seconds, 1-3600"),
+    key(
+        "CONTROL_GROUP",
+        KeyOrigin::New,
+        "group name or number allowed on the control socket (empty: root only)",
+    ),
 ];
 
 /// The entry of [`KEYS`] named exactly `name`.
@@ -173,7 +178,7 @@ mod tests {
             assert!(a.name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
             assert!(KEYS[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
         }
-        assert_eq!(KEYS.len(), 33);
+        assert_eq!(KEYS.len(), 34);
     }
 
     #[test]

@@ -251,7 +251,7 @@ fn every_key_is_understood() {
         BLOCK_TIMEOUT=\"315360000\"\nDETECT_ACK_SCANS=\"1\"\nNEVER_BLOCK_GATEWAYS=\"0\"\n\
         NFT_SET=\"ip6 my_table set-1\"\nCROWDSEC_CREDENTIALS=\"/c\"\nPROBE_EVENTS=\"50\"\n\
         MAX_BLOCKS=\"1048576\"\nBLOCK_RATE=\"0\"\n\
-        RECONCILE_INTERVAL=\"0\"\nSTOP_TIMEOUT=\"3600\"\n";
+        RECONCILE_INTERVAL=\"0\"\nSTOP_TIMEOUT=\"3600\"\nCONTROL_GROUP=\"adm\"\n";
     assert_eq!(text.lines().count(), keys::KEYS.len());
     for info in keys::KEYS {
         assert!(text.contains(&format!("{}=", info.name)), "{}", info.name);
@@ -293,6 +293,7 @@ fn every_key_is_understood() {
         block_rate: 0,
         reconcile_interval: None,
         stop_timeout: Duration::from_secs(3600),
+        control_group: Some("adm".into()),
     };
     assert_eq!(c, expected);
 }
@@ -439,6 +440,23 @@ fn nft_set_shape() {
     }
     let c = ok("TCP_PORTS=\"1\"\nNFT_SET=\"  ip   filter_4  block-list \"\n").config;
     assert_eq!(c.nft_set.as_deref(), Some("ip filter_4 block-list"));
+}
+
+#[test]
+fn control_group_shape() {
+    for bad in ["-adm", "a b", "adm;id", &"g".repeat(33)] {
+        let kind = one_problem(&format!("TCP_PORTS=\"1\"\nCONTROL_GROUP=\"{bad}\"\n"));
+        assert!(matches!(kind, ProblemKind::NotAGroup { .. }), "{bad}");
+    }
+    for (good, want) in [
+        ("adm", Some("adm")),
+        ("4", Some("4")),
+        ("", None),
+        ("s.u-1_x", Some("s.u-1_x")),
+    ] {
+        let c = ok(&format!("TCP_PORTS=\"1\"\nCONTROL_GROUP=\"{good}\"\n")).config;
+        assert_eq!(c.control_group.as_deref(), want);
+    }
 }
 
 #[test]

@@ -298,6 +298,7 @@ fn apply(config: &mut Config, key: &str, value: &str) -> Result<(), ProblemKind>
             let secs = number(value, 1, MAX_STOP_TIMEOUT, "seconds, from 1 to 3600")?;
             config.stop_timeout = Duration::from_secs(secs);
         }
+        "CONTROL_GROUP" => config.control_group = group_name(value)?,
         // Unknown keys are filtered out by the caller; nothing to store.
         _ => {}
     }
@@ -409,6 +410,27 @@ fn target_template(value: &str) -> Result<Option<String>, ProblemKind> {
     match optional_text(value) {
         Some(text) if !text.contains("$TARGET$") => Err(ProblemKind::MissingTarget),
         other => Ok(other),
+    }
+}
+
+/// A group name as `useradd` accepts them (letters, digits, `_`, `.`, `-`, not starting
+/// with `-`, at most 32 bytes) or a numeric gid; `""`: none.
+fn group_name(value: &str) -> Result<Option<String>, ProblemKind> {
+    let name = value.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let valid = name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if valid {
+        Ok(Some(name.to_owned()))
+    } else {
+        Err(ProblemKind::NotAGroup {
+            value: value.to_owned(),
+        })
     }
 }
 

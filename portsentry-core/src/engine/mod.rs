@@ -17,9 +17,10 @@
 //!    counted and summarised (module `limits`); a blocked source's further probes are counted, with
 //!    one "already blocked" line per block.
 //! 2. Accept connections and datagrams on the connect-mode sockets (`tcp`, `udp`); after the
-//!    detector has decided, `PORT_BANNER` is sent to a contact that reached the trigger
-//!    ([`Event::Alert`] or [`Event::AlreadyAlerted`]), never to an ignored, below-trigger or
-//!    already blocked one (PortSentry 1.2 and 2.0 sent it to blocked hosts too).
+//!    detector has decided, `PORT_BANNER` is sent with an alert ([`Event::Alert`]) only, and
+//!    at most once per source per `SCAN_WINDOW` ([`BannerGate`]): never to an ignored,
+//!    protected, below-trigger, already-alerted or blocked source, so forged datagrams cannot
+//!    make it an amplifier (PortSentry 1.2 and 2.0 answered every one, blocked hosts too).
 //! 3. Take the responders' reports through the one block path
 //!    ([`crate::block_outcome`]): a block that succeeded is recorded, a failed one dropped
 //!    (the source can alert again), a release that reported leaves the journal; the journal
@@ -71,6 +72,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::banner_gate::BannerGate;
 use crate::block_table::BlockRecord;
 use crate::capture::{CaptureError, CaptureStats};
 use crate::classify::{LinkType, SkipCounts, classify};
@@ -289,6 +291,7 @@ pub struct Engine {
     facts: HostFacts,
     listening: ListeningPorts,
     banner: Option<Vec<u8>>,
+    banner_gate: BannerGate,
     commands_enabled: bool,
     contacts: Vec<Contact>,
     releases: Vec<Release>,
@@ -344,6 +347,7 @@ impl Engine {
             limit_log: LimitLog::new(),
             next_reconcile: None,
             banner: banner_bytes(&settings.config),
+            banner_gate: BannerGate::new(settings.config.scan_window),
             settings,
             options,
             facts,
@@ -462,12 +466,15 @@ impl Engine {
             let mut probe = contact.probe();
             probe.at = self.clock.now();
             let event = self.detector.observe(&probe);
+            let alerted = matches!(event, Event::Alert(_));
             let probe_events = self.settings.config.probe_events_per_second > 0;
             if wants_response(&event, probe_events) {
                 self.events.push(event);
             }
-            let reached = matches!(event, Event::Alert(_) | Event::AlreadyAlerted(_));
-            if let (true, Some(banner)) = (reached, &self.banner) {
+            // Only with an alert, once per source per window: never an amplifier.
+            if let (true, Some(banner)) = (alerted, &self.banner)
+                && self.banner_gate.admit(probe.source, probe.at)
+            {
                 // The peer may be gone already: nothing to report.
                 let _ = contact.send_banner(banner);
             }
@@ -557,6 +564,7 @@ impl Engine {
         }
         self.commands_enabled = commands_enabled;
         self.banner = banner_bytes(&settings.config);
+        self.banner_gate.set_window(settings.config.scan_window);
         self.detector
             .set_never_block(self.facts.never_block(settings.ignore.as_ref()));
         self.settings = settings;
@@ -576,6 +584,14 @@ impl Engine {
         self.reconcile();
         self.write_blocked_file();
         Ok(())
+    }
+
+    /// True while the responders an earlier [`Engine::reload`] replaced are still finishing
+    /// their queued jobs. A caller that reloads on a signal holds the next reload until this
+    /// is false, so that signals coalesce (one reload at a time, at most one pending) and a
+    /// burst of SIGHUPs during a slow command cannot pile up responder threads.
+    pub fn reload_in_progress(&self) -> bool {
+        !self.retiring.is_empty()
     }
 
     /// A snapshot of state and counters (reads the kernel's capture counters).
@@ -747,9 +763,10 @@ impl Engine {
 }
 
 /// The responders for `settings` ([`respond::from_config`] plus `log`), with the
-/// permission findings of its files: when there is any, `KILL_ROUTE`, `KILL_HOSTS_DENY`,
-/// `KILL_RUN_CMD` and `UNBLOCK_CMD` are left out (they run as root, and anyone who can edit
-/// those files could choose them).
+/// permission findings of its files: when there is any, the configuration is
+/// [disarmed](permissions::disarm) first: no `KILL_*` or `UNBLOCK_CMD` command, no nftables
+/// set, no history file (they act as root, and anyone who can edit those files could choose
+/// them).
 ///
 /// # Errors
 ///
@@ -762,10 +779,7 @@ pub fn responders(
         permissions::check_config_files(settings.config_file.as_deref(), &settings.config);
     let mut config = settings.config.clone();
     if !findings.is_empty() {
-        config.kill_route = None;
-        config.kill_hosts_deny = None;
-        config.kill_run_cmd = None;
-        config.unblock_cmd = None;
+        permissions::disarm(&mut config);
     }
     Ok((respond::from_config(&config, log)?, findings))
 }
