@@ -329,9 +329,14 @@ impl Daemon {
     }
 
     /// Starts `cmd` with its output in a file of the lab and waits until it is listening.
-    fn spawn(lab: &Lab, mut cmd: Command) -> Self {
+    fn spawn(lab: &Lab, cmd: Command) -> Self {
         static RUNS: AtomicUsize = AtomicUsize::new(0);
         let out = lab.path(&format!("out-{}", RUNS.fetch_add(1, Ordering::Relaxed)));
+        Self::spawn_to(out, cmd)
+    }
+
+    /// Starts `cmd` with its output in the file `out` and waits until it is listening.
+    fn spawn_to(out: PathBuf, mut cmd: Command) -> Self {
         let file = File::create(&out).unwrap();
         let child = cmd
             .stdout(file.try_clone().unwrap())
@@ -1960,3 +1965,8 @@ fn sighups_during_a_slow_command_coalesce() {
     );
     assert!(daemon.stop().success(), "{}", daemon.output());
 }
+
+#[path = "e2e/fleet.rs"]
+mod fleet;
+#[path = "e2e/metrics.rs"]
+mod metrics;

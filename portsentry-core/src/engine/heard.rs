@@ -32,7 +32,8 @@ impl Heard {
 
     /// Handles one captured frame: the host's own frames feed the answers, received ones
     /// are classified (at `at`, the engine's timeline), replies skipped, the rest observed;
-    /// an alert is held for its answer, the other events the responders want go to `events`.
+    /// an alert is held for its answer, the other events the responders want go to `events`
+    /// (`probe_events`: `PROBE_EVENTS` is on).
     pub(super) fn frame(
         &mut self,
         frame: &Frame<'_>,
@@ -40,6 +41,7 @@ impl Heard {
         detector: &mut Detector,
         events: &mut Vec<Event>,
         skips: &mut SkipCounts,
+        probe_events: bool,
     ) {
         if frame.direction == Direction::Outgoing {
             skips.record(Skip::Outgoing);
@@ -56,7 +58,7 @@ impl Heard {
                 }
                 match detector.observe(&probe) {
                     Event::Alert(alert) => self.answers.hold(alert, &mut self.ready),
-                    event if super::wants_response(&event) => events.push(event),
+                    event if super::wants_response(&event, probe_events) => events.push(event),
                     _ => {}
                 }
             }
