@@ -209,6 +209,10 @@ mod tests {
             "portsentry_monitored_ports{mode=\"stcp\"} 20",
             "portsentry_start_time_seconds 1700000000",
             "portsentry_frames_skipped_total{reason=\"later_fragment\"} 0",
+            "portsentry_frames_skipped_total{reason=\"reply\"} 0",
+            "portsentry_alerts_by_port_state_total{port_state=\"open\"} 0",
+            "portsentry_alerts_by_port_state_total{port_state=\"filtered\"} 0",
+            "portsentry_outbound_flows 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

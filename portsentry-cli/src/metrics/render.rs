@@ -12,7 +12,7 @@
 use anyhow::Context;
 use portsentry_core::engine::EngineStatus;
 use portsentry_core::probe_counts::KIND_NAMES;
-use portsentry_core::{Mode, Protocol};
+use portsentry_core::{Mode, PortState, Protocol};
 use prometheus::core::Collector;
 use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
@@ -128,6 +128,19 @@ fn events(out: &mut Families, status: &EngineStatus) -> anyhow::Result<()> {
         "Sources that crossed SCAN_TRIGGER (one alert each).",
         &[],
         [(vec![], d.alerts)],
+    )?;
+    let answers = &status.answers;
+    out.counter(
+        "portsentry_alerts_by_port_state_total",
+        "Alerts by what the host's answer told the scanner about the port (open: it reached a port that answered).",
+        &["port_state"],
+        PortState::ALL.map(|state| (vec![state.as_str()], answers.alerts(state))),
+    )?;
+    out.gauge(
+        "portsentry_outbound_flows",
+        "The host's own recent flows remembered: replies to them are no probes.",
+        &[],
+        [(vec![], answers.flows)],
     )?;
     out.counter(
         "portsentry_probe_outcomes_total",
