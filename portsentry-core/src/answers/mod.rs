@@ -220,6 +220,15 @@ impl HostAnswers {
         }
     }
 
+    /// When the oldest held alert's wait is over (`None`: none is held), so that a caller
+    /// waiting for traffic can wake up in time to pass it on.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.order
+            .iter()
+            .find(|(key, at)| self.held.get(key).is_some_and(|a| a.probe.at == *at))
+            .map(|(_, at)| at.saturating_add(ANSWER_WAIT))
+    }
+
     /// Passes on every held alert: those whose wait is over at `now` as `filtered`, the
     /// others as `unknown` (the end of a capture, a shutdown).
     pub fn flush(&mut self, now: Timestamp, ready: &mut Vec<Alert>) {

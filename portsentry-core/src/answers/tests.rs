@@ -147,6 +147,7 @@ fn each_answer_gives_its_port_state() {
         let mut ready = Vec::new();
         let p = probe(peer(1), protocol, (40000, 79), 5_000_000);
         answers.hold(alert(p), &mut ready);
+        assert_eq!(answers.next_due(), Some(Timestamp::from_micros(5_200_000)));
         // An answer to another probe (other peer port) changes nothing.
         let mut other = p;
         other.source_port = 40001;
@@ -163,6 +164,7 @@ fn each_answer_gives_its_port_state() {
         assert_eq!(ready.len(), 1, "case {i}");
         assert_eq!(ready[0].port_state, expected, "case {i}");
         assert_eq!(ready[0].probe, p);
+        assert_eq!(answers.next_due(), None);
         let stats = answers.stats();
         assert_eq!(stats.alerts(expected), 1);
         assert_eq!(stats.held, 0);

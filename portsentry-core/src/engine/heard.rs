@@ -13,6 +13,7 @@ use crate::mode::Mode;
 use crate::port_state::PortState;
 use crate::ports::PortSet;
 use crate::probe::{Protocol, Timestamp};
+use std::time::Duration;
 
 /// What the engine keeps of the host's own answers.
 #[derive(Debug)]
@@ -81,6 +82,14 @@ impl Heard {
     pub(super) fn take_ready(&mut self, now: Timestamp, events: &mut Vec<Event>) {
         self.answers.due(now, &mut self.ready);
         events.extend(self.ready.drain(..).map(Event::Alert));
+    }
+
+    /// How long a wait for traffic may last at `now` so that a held alert is passed on in
+    /// time: `wait`, or less when one is due sooner.
+    pub(super) fn wait_at_most(&self, now: Timestamp, wait: Duration) -> Duration {
+        self.answers
+            .next_due()
+            .map_or(wait, |due| wait.min(due.saturating_duration_since(now)))
     }
 
     /// Moves every held alert to `events` (shutdown).

@@ -394,6 +394,8 @@ impl Engine {
     /// failures are reported as messages); [`EngineError::Connect`] when waiting on the
     /// connect-mode sockets fails.
     pub fn turn(&mut self, wait: Duration) -> Result<(), EngineError> {
+        // Wake up in time for an alert waiting for the host's answer.
+        let wait = self.heard.wait_at_most(self.clock.now(), wait);
         let shared = self.sources.capture.is_some() && self.sources.connect.is_some();
         if self.sources.capture.is_some() {
             self.read_capture(if shared { wait.min(SHARED_WAIT) } else { wait })?;
