@@ -457,3 +457,5 @@ fn debian_file_when_installed() {
 
 #[path = "cli/replay.rs"]
 mod replay;
+#[path = "cli/replay_flood.rs"]
+mod replay_flood;

@@ -34,9 +34,21 @@
 //!   capture does not mark: in a replay it sees no probe. `udp` counts datagrams to
 //!   `UDP_PORTS` like `sudp`, without skipping listening ports.
 //!
-//! Memory: the detector stays within `MAX_TRACKED_SOURCES`; the per-source part of the
-//! summary grows with the distinct (source, protocol, port) triples of the capture, and the
-//! kept events with their number (see [`KeptEvents`]).
+//! # Memory
+//!
+//! A replay's memory does not grow with the number of sources in the capture: the detector
+//! stays within `MAX_TRACKED_SOURCES` (and its fixed first-probe tier); before its first alert
+//! a source has a fixed-size record (its probe count and first few pairs) in a table that
+//! keeps the latest 16,384 to 32,768 sources; from its first alert on it has a full record,
+//! for at most [`ReplayBuilder::max_sources`] sources (10,000 by default; the alerts of the
+//! others are counted in [`ReplaySummary::unlisted_alerts`]). What grows is only the
+//! detail of the listed alerting sources (their distinct pairs) and the kept events (see
+//! [`KeptEvents`]: [`KeptEvents::None`] keeps none).
+//!
+//! A source's [`SourceReport`] is exact ([`SourceReport::exact`]) when its record from before
+//! its first alert was still held at the alert and had room for every pair; otherwise (a flood
+//! of other sources came between its probes) it holds what it did from its first alert on
+//! plus the pairs the detector counted towards that alert.
 //!
 //! # Examples
 //!
@@ -105,6 +117,13 @@ use crate::never_block::NeverBlock;
 use crate::ports::PortSet;
 use crate::probe::{Probe, Protocol, Timestamp};
 use crate::source::pcap::{CaptureError, CaptureFile, Frame};
+
+mod tally;
+
+use tally::Tallies;
+
+/// The most alerting sources a replay lists in detail by default.
+pub const DEFAULT_MAX_SOURCES: usize = 10_000;
 
 /// The modes a replay runs when none are given: the stealth modes, `stcp` and `sudp`.
 pub const DEFAULT_MODES: [Mode; 2] = [Mode::StealthTcp, Mode::StealthUdp];
@@ -180,9 +199,18 @@ pub struct ReplayBuilder {
     listening_udp: PortSet,
     ignore: IgnoreChoice,
     kept: KeptEvents,
+    max_sources: usize,
 }
 
 impl ReplayBuilder {
+    /// The most alerting sources listed in detail in [`ReplaySummary::sources`] (default
+    /// [`DEFAULT_MAX_SOURCES`]); the alerts of further sources are counted in
+    /// [`ReplaySummary::unlisted_alerts`].
+    pub fn max_sources(mut self, max: usize) -> Self {
+        self.max_sources = max;
+        self
+    }
+
     /// The detection modes to run, replacing the default [`DEFAULT_MODES`] (`stcp`, `sudp`).
     pub fn modes(mut self, modes: impl IntoIterator<Item = Mode>) -> Self {
         let mut list: Vec<Mode> = Vec::new();
@@ -245,18 +273,20 @@ impl ReplayBuilder {
         let never_block = NeverBlock::new()
             .own_addresses(self.own_addresses.iter().copied())
             .ignore_list(ignore.networks());
-        let detector = Detector::builder(&config)
+        let detector_builder = Detector::builder(&config)
             .modes(self.modes.unwrap_or_else(|| DEFAULT_MODES.to_vec()))
             .never_block(never_block)
             .listening(self.listening_tcp, self.listening_udp)
             // Results do not depend on the seed; a fixed one makes runs identical inside too.
-            .seed(HashSeed::FIXED)
-            .build()?;
+            .seed(HashSeed::FIXED);
+        let detector = detector_builder.clone().build()?;
         Ok(Replay {
             config,
+            detector_builder,
             detector,
             own_addresses: self.own_addresses,
             kept: self.kept,
+            max_sources: self.max_sources,
         })
     }
 }
@@ -268,10 +298,14 @@ impl ReplayBuilder {
 pub struct Replay {
     /// The configuration, with `BLOCK_TCP`/`BLOCK_UDP` forced to log only.
     config: Config,
-    /// A fresh detector; every run starts from a copy.
+    /// Builds each run's fresh detector (a new one costs no memory until it is used, unlike
+    /// a copy of its tables).
+    detector_builder: crate::detector::DetectorBuilder,
+    /// A detector built once, for its settings.
     detector: Detector,
     own_addresses: Vec<IpNet>,
     kept: KeptEvents,
+    max_sources: usize,
 }
 
 impl std::fmt::Debug for Replay {
@@ -300,6 +334,7 @@ impl Replay {
             listening_udp: PortSet::new(),
             ignore: IgnoreChoice::FromConfig,
             kept: KeptEvents::default(),
+            max_sources: DEFAULT_MAX_SOURCES,
         }
     }
 
@@ -352,11 +387,17 @@ impl Replay {
     /// Starts a replay fed frame by frame, to see each event as it happens (the CLI prints
     /// them while reading) or to keep the partial result of a capture that turns out corrupt.
     pub fn session(&self) -> ReplaySession<'_> {
+        // The builder succeeded once in `ReplayBuilder::build` with these very settings.
+        let detector = self
+            .detector_builder
+            .clone()
+            .build()
+            .unwrap_or_else(|_| self.detector.clone());
         ReplaySession {
             replay: self,
-            detector: self.detector.clone(),
+            detector,
             report: ReplayReport::default(),
-            tallies: BTreeMap::new(),
+            tallies: Tallies::new(self.max_sources),
         }
     }
 
@@ -401,7 +442,7 @@ pub struct ReplaySession<'r> {
     replay: &'r Replay,
     detector: Detector,
     report: ReplayReport,
-    tallies: BTreeMap<IpAddr, Tally>,
+    tallies: Tallies,
 }
 
 impl std::fmt::Debug for ReplaySession<'_> {
@@ -452,10 +493,10 @@ impl ReplaySession<'_> {
             .entry(probe.kind.as_str())
             .or_default() += 1;
         let event = self.detector.observe(&probe);
-        self.tallies
-            .entry(probe.source)
-            .or_default()
-            .add(&probe, &event);
+        let tracker = self.detector.tracker();
+        self.tallies.add(&probe, &event, |pairs| {
+            tracker.pairs_at(probe.source, probe.at, pairs);
+        });
         Self::record(&mut self.report, self.replay.kept, &event);
         on_event(&event);
     }
@@ -479,53 +520,23 @@ impl ReplaySession<'_> {
     /// Ends the replay: the kept events and the summary, with the alerting sources in the
     /// order of their first alert.
     pub fn finish(mut self) -> ReplayReport {
+        self.report.summary.unlisted_alerts = self.tallies.unlisted_alerts;
         let mut sources: Vec<SourceReport> = self
             .tallies
-            .into_iter()
-            .filter(|(_, tally)| !tally.alerts.is_empty())
-            .map(|(source, tally)| tally.into_report(source))
+            .into_alerted()
+            .map(|(source, tally)| SourceReport {
+                source,
+                alerts: tally.alerts,
+                probes: tally.probes,
+                ports_probed: Ports::from_set(&tally.probed),
+                ports_counted: Ports::from_set(&tally.counted),
+                exact: tally.exact,
+            })
             .collect();
         sources.sort_by_key(|s| (s.alerts.first().map(|a| a.probe.at), s.source));
         self.report.summary.sources = sources;
         self.report.summary.detector = self.detector.stats();
         self.report
-    }
-}
-
-/// What one source did during the replay, while it is being counted.
-#[derive(Debug, Default)]
-struct Tally {
-    probes: u64,
-    probed: BTreeSet<(Protocol, u16)>,
-    counted: BTreeSet<(Protocol, u16)>,
-    alerts: Vec<Alert>,
-}
-
-impl Tally {
-    fn add(&mut self, probe: &Probe, event: &Event) {
-        self.probes += 1;
-        let port = (probe.protocol, probe.destination_port);
-        self.probed.insert(port);
-        match event {
-            Event::Alert(alert) => {
-                self.counted.insert(port);
-                self.alerts.push(*alert);
-            }
-            Event::BelowTrigger { .. } | Event::AlreadyAlerted(_) | Event::AlreadyBlocked(_) => {
-                self.counted.insert(port);
-            }
-            _ => {}
-        }
-    }
-
-    fn into_report(self, source: IpAddr) -> SourceReport {
-        SourceReport {
-            source,
-            alerts: self.alerts,
-            probes: self.probes,
-            ports_probed: Ports::from_set(&self.probed),
-            ports_counted: Ports::from_set(&self.counted),
-        }
     }
 }
 
@@ -588,6 +599,12 @@ pub struct SourceReport {
     /// The distinct ports the detector counted for it in the whole capture: monitored ports
     /// (listening ports excluded in the stealth and advanced modes), probe kinds that count.
     pub ports_counted: Ports,
+    /// True when `probes`, `ports_probed` and `ports_counted` cover the whole capture. False
+    /// when the source's record from before its first alert was forgotten (more than 16,384
+    /// other sources came between its probes) or outgrew its 8 pairs: they then cover its
+    /// probes from its first alert on, plus the pairs the detector counted towards that alert
+    /// (and what the record kept).
+    pub exact: bool,
 }
 
 /// Counts of a whole replay.
@@ -611,8 +628,12 @@ pub struct ReplaySummary {
     pub not_to_host: u64,
     /// Events by kind ([`Event::kind_str`]: `alert`, `below_trigger`, `not_monitored`, ...).
     pub events_by_kind: BTreeMap<&'static str, u64>,
-    /// The sources that raised alerts, in the order of their first alert.
+    /// The sources that raised alerts, in the order of their first alert (at most
+    /// [`ReplayBuilder::max_sources`]).
     pub sources: Vec<SourceReport>,
+    /// Alerts of sources beyond [`ReplayBuilder::max_sources`] (counted in `events_by_kind`
+    /// too, but not listed in `sources`).
+    pub unlisted_alerts: u64,
     /// The detector's own counters at the end.
     pub detector: DetectorStats,
 }

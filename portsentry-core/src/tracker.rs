@@ -577,6 +577,32 @@ impl Tracker {
         })
     }
 
+    /// The (protocol, port) pairs stored for `source` in its full slot and still inside the
+    /// window at `now`, appended to `out` in storage order (nothing when the source has no
+    /// full slot). For reports, off the hot path.
+    pub fn pairs_at(&self, source: IpAddr, now: Timestamp, out: &mut Vec<(Protocol, u16)>) {
+        let addr = source.to_canonical();
+        let Some((_, s)) = self.find(addr, self.seed.hash_addr(addr)) else {
+            return;
+        };
+        let s = s as usize;
+        let count = usize::from(self.slots[s].hit_count);
+        let inline = &self.slots[s].inline_hits[..count.min(INLINE_HITS)];
+        let spilled =
+            &self.hits[s * self.spill..s * self.spill + count.saturating_sub(INLINE_HITS)];
+        let now_ms = millis(now);
+        for &hit in inline.iter().chain(spilled) {
+            if now_ms.saturating_sub(hit >> HIT_KEY_BITS) < self.window_ms {
+                let protocol = if hit & (1 << 16) == 0 {
+                    Protocol::Tcp
+                } else {
+                    Protocol::Udp
+                };
+                out.push((protocol, hit as u16));
+            }
+        }
+    }
+
     /// The number of sources in full slots now (at most the capacity; sources whose single
     /// probe sits in the first-probe tier are counted in [`TrackerStats::first_probe_sources`]).
     pub fn len(&self) -> usize {

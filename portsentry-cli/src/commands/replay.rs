@@ -398,6 +398,13 @@ fn summary_text(
     for source in &s.sources {
         let _ = writeln!(t, "{}", source_line(source));
     }
+    if s.unlisted_alerts > 0 {
+        let _ = writeln!(
+            t,
+            "    (and {} alert(s) of further sources, not listed)",
+            s.unlisted_alerts
+        );
+    }
     t
 }
 
@@ -422,6 +429,9 @@ fn source_line(source: &SourceReport) -> String {
         }
     }
     let _ = write!(line, ", {} counted", source.ports_counted.len());
+    if !source.exact {
+        line.push_str(" (from its first alert on: a flood came between its earlier probes)");
+    }
     line
 }
 
@@ -458,6 +468,7 @@ fn summary_json(
                 "probes": source.probes,
                 "ports_probed": {"tcp": source.ports_probed.tcp, "udp": source.ports_probed.udp},
                 "ports_counted": {"tcp": source.ports_counted.tcp, "udp": source.ports_counted.udp},
+                "exact": source.exact,
             })
         })
         .collect();
@@ -482,7 +493,17 @@ fn summary_json(
         "not_to_host": s.not_to_host,
         "events_by_kind": s.events_by_kind,
         "alerts": s.alerts(),
+        "unlisted_alerts": s.unlisted_alerts,
         "sources": sources,
+        "peak_memory_kib": peak_memory_kib(),
     });
     format!("{value}\n")
+}
+
+/// The process's peak resident memory so far in KiB (`VmHWM` of `/proc/self/status`), if the
+/// kernel says.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -488,3 +488,28 @@ fn defaults_keep_a_first_probe_through_a_million_newer_sources_in_32_mib() {
     assert_eq!(t.stats().first_probe_overflows, 0);
     assert_eq!(t.len(), 1);
 }
+
+#[test]
+fn pairs_at_lists_the_stored_pairs_inside_the_window() {
+    let mut t = tracker(8, 10, 20);
+    let s = v4(7);
+    for (port, at) in [(1, 0), (2, 1), (3, 5), (4, 6)] {
+        t.record(s, Protocol::Tcp, port, secs(at));
+    }
+    t.record(s, Protocol::Udp, 53, secs(6));
+    let mut pairs = Vec::new();
+    t.pairs_at(s, secs(10), &mut pairs);
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [
+            (Protocol::Tcp, 2),
+            (Protocol::Tcp, 3),
+            (Protocol::Tcp, 4),
+            (Protocol::Udp, 53)
+        ]
+    );
+    pairs.clear();
+    t.pairs_at(v4(8), secs(10), &mut pairs);
+    assert!(pairs.is_empty());
+}
