@@ -60,6 +60,7 @@ use crate::config::Config;
 use crate::connect::{ConnectError, Contact};
 use crate::detector::{BlockError, Detector, DetectorError, DetectorStats};
 use crate::event::{Event, Release};
+use crate::flood::{FloodCounts, FloodSummary, Verdict};
 use crate::ignore::IgnoreList;
 use crate::listening::{ListeningError, ListeningPorts};
 use crate::mode::Mode;
@@ -226,6 +227,8 @@ pub struct EngineStatus {
     pub accept_failures: u64,
     /// False when `KILL_*` commands are refused because of a permission finding.
     pub commands_enabled: bool,
+    /// Repeats of known sources: counted, noticed, summarised (see [`crate::flood`]).
+    pub floods: FloodCounts,
 }
 
 /// The live detector; see the [module docs](self).
@@ -273,6 +276,8 @@ pub struct Engine {
     consecutive_capture_errors: u32,
     last_refresh: Instant,
     messages: Vec<Message>,
+    /// Repeats of known sources cost a counter here; summaries become messages.
+    floods: FloodSummary,
 }
 
 impl std::fmt::Debug for Engine {
@@ -328,6 +333,7 @@ impl Engine {
             consecutive_capture_errors: 0,
             last_refresh: Instant::now(),
             messages,
+            floods: FloodSummary::new(),
         };
         let (fanout, commands_enabled) = engine.build_responders(&engine.settings.clone())?;
         engine.commands_enabled = commands_enabled;
@@ -355,6 +361,9 @@ impl Engine {
         }
         self.take_reports();
         self.release_due(now());
+        if let Some(summary) = self.floods.due(now()) {
+            self.messages.push(info(summary.to_string()));
+        }
         if self.last_refresh.elapsed() >= self.options.refresh_interval {
             self.refresh();
         }
@@ -367,6 +376,7 @@ impl Engine {
             detector,
             dispatcher,
             skips,
+            floods,
             ..
         } = self;
         let Some(capture) = sources.capture.as_mut() else {
@@ -391,7 +401,9 @@ impl Engine {
             match classify(frame.at, LinkType::CookedL3, frame.data) {
                 Ok(probe) => {
                     let event = detector.observe(&probe);
-                    submit(detector, dispatcher.as_ref(), &event);
+                    if floods.absorb_event(&event) != Some(Verdict::Counted) {
+                        submit(detector, dispatcher.as_ref(), &event);
+                    }
                 }
                 Err(skip) => skips.record(skip),
             }
@@ -411,7 +423,9 @@ impl Engine {
         for contact in self.contacts.drain(..) {
             let probe = contact.probe();
             let event = self.detector.observe(&probe);
-            submit(&mut self.detector, self.dispatcher.as_ref(), &event);
+            if self.floods.absorb_event(&event) != Some(Verdict::Counted) {
+                submit(&mut self.detector, self.dispatcher.as_ref(), &event);
+            }
             let reached = matches!(event, Event::Alert(_) | Event::AlreadyAlerted(_));
             if let (true, Some(banner)) = (reached, &self.banner) {
                 // The peer may be gone already: nothing to report.
@@ -685,6 +699,7 @@ impl Engine {
                 .as_ref()
                 .map_or(0, |l| l.accept_failures()),
             commands_enabled: self.commands_enabled,
+            floods: self.floods.counts(),
         }
     }
 
