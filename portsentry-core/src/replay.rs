@@ -38,8 +38,9 @@
 //!
 //! A replay's memory does not grow with the number of sources in the capture: the detector
 //! stays within `MAX_TRACKED_SOURCES` (and its fixed first-probe tier); before its first alert
-//! a source has a fixed-size record (its probe count and first few pairs) in a table that
-//! keeps the latest 16,384 to 32,768 sources; from its first alert on it has a full record,
+//! a source has a fixed-size record (its probe count and first few pairs) in a 256 KiB table
+//! of the 4,096 most recently seen sources (4 per set of a keyed mix); from its first alert on
+//! it has a full record,
 //! for at most [`ReplayBuilder::max_sources`] sources (10,000 by default; the alerts of the
 //! others are counted in [`ReplaySummary::unlisted_alerts`]). What grows is only the
 //! detail of the listed alerting sources (their distinct pairs) and the kept events (see
@@ -600,7 +601,7 @@ pub struct SourceReport {
     /// (listening ports excluded in the stealth and advanced modes), probe kinds that count.
     pub ports_counted: Ports,
     /// True when `probes`, `ports_probed` and `ports_counted` cover the whole capture. False
-    /// when the source's record from before its first alert was forgotten (more than 16,384
+    /// when the source's record from before its first alert was forgotten (thousands of
     /// other sources came between its probes) or outgrew its 8 pairs: they then cover its
     /// probes from its first alert on, plus the pairs the detector counted towards that alert
     /// (and what the record kept).

@@ -27,7 +27,8 @@
 //!   above 2 (at most [`MAX_SCAN_TRIGGER`]);
 //! * an open-addressing index (linear probing, backward-shift deletion, no tombstones) of `u32`
 //!   slot numbers, a power of two at least four times the capacity, so the load factor never
-//!   exceeds 1/4 and probe sequences stay short;
+//!   exceeds 1/4 and probe sequences stay short, with an occupancy bitmap of one bit per index
+//!   position (a lookup whose home position is free ends there);
 //! * with a trigger of 2 or more, the first-probe tier: two tables of 8-byte entries, each
 //!   `⌈4F/3⌉` entries (rounded up to whole 64-byte buckets) for `F = min(16 × capacity, 2^24)`
 //!   first probes per generation ([`FIRST_PROBES_PER_SLOT`], [`MAX_FIRST_PROBES`]).
@@ -339,6 +340,10 @@ pub struct Tracker {
     spill: usize,
     hits: Vec<u64>,
     index: Vec<u32>,
+    /// One bit per index position: set when the position holds a slot number. A lookup whose
+    /// home position is free ends here, in a bitmap 32 times smaller than the index, which
+    /// stays in the processor's cache (a flood of new sources then costs no index access).
+    occupied: Vec<u64>,
     mask: usize,
     lists: [List; 2],
     free_head: u32,
@@ -397,6 +402,7 @@ impl Tracker {
             spill,
             hits: vec![0; capacity * spill],
             index: vec![EMPTY; index_len],
+            occupied: vec![0; index_len.div_ceil(64)],
             mask: index_len - 1,
             lists: [List::EMPTY; 2],
             free_head: 0,
@@ -655,6 +661,7 @@ impl Tracker {
             + self.links.capacity() * size_of::<Link>()
             + self.hits.capacity() * size_of::<u64>()
             + self.index.capacity() * size_of::<u32>()
+            + self.occupied.capacity() * size_of::<u64>()
             + self.first.memory_bytes()
     }
 
@@ -700,7 +707,7 @@ impl Tracker {
             hit_count: u8::from(first_hit.is_some()),
             list: FREE,
         };
-        self.index[pos] = s as u32;
+        self.set_position(pos, s as u32);
         self.stats.inserted += 1;
         let distinct = self.add_hit(s, key, now_ms);
         Some(self.conclude(s, distinct, at))
@@ -899,6 +906,9 @@ impl Tracker {
 
     fn find(&self, addr: IpAddr, hash: u64) -> Option<(usize, u32)> {
         let mut pos = hash as usize & self.mask;
+        if self.occupied[pos / 64] & (1 << (pos % 64)) == 0 {
+            return None;
+        }
         for _ in 0..=MAX_PROBE_DISTANCE {
             let s = self.index[pos];
             if s == EMPTY {
@@ -924,10 +934,22 @@ impl Tracker {
         None
     }
 
+    /// Puts `s` (a slot number or `EMPTY`) at index position `pos`, keeping the occupancy
+    /// bitmap in step.
+    fn set_position(&mut self, pos: usize, s: u32) {
+        self.index[pos] = s;
+        let bit = 1u64 << (pos % 64);
+        if s == EMPTY {
+            self.occupied[pos / 64] &= !bit;
+        } else {
+            self.occupied[pos / 64] |= bit;
+        }
+    }
+
     /// Empties index position `hole` and shifts later entries of its run back (no tombstones).
     /// Entries only move closer to their home, so the distance bound keeps holding.
     fn remove_position(&mut self, mut hole: usize) {
-        self.index[hole] = EMPTY;
+        self.set_position(hole, EMPTY);
         let mut pos = hole;
         loop {
             pos = (pos + 1) & self.mask;
@@ -937,8 +959,8 @@ impl Tracker {
             }
             let home = self.slots[s as usize].hash as usize & self.mask;
             if pos.wrapping_sub(home) & self.mask >= pos.wrapping_sub(hole) & self.mask {
-                self.index[hole] = s;
-                self.index[pos] = EMPTY;
+                self.set_position(hole, s);
+                self.set_position(pos, EMPTY);
                 hole = pos;
             }
         }

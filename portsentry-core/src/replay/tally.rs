@@ -2,9 +2,11 @@
 //! sources.
 //!
 //! * Before its first alert, a source has a small fixed-size [`Early`] record (probe count and
-//!   up to [`EARLY_PAIRS`] pairs) in a two-generation table: the current generation takes new
-//!   sources until it holds [`EARLY_SOURCES`], then the older one is emptied and takes its
-//!   place. A source's early record therefore survives at least `EARLY_SOURCES` newer sources.
+//!   up to [`EARLY_PAIRS`] pairs) in a set-associative table of [`EARLY_SETS`] sets of
+//!   [`EARLY_WAYS`] records (256 KiB, so that it stays in the processor's cache): a new source
+//!   takes the least recently used record of its set. A source's early record therefore
+//!   survives at least `EARLY_WAYS − 1` newer sources and, with sources spread evenly by the
+//!   keyed mix, usually thousands.
 //! * From its first alert on, a source has a full [`Tally`] (every pair), for at most the
 //!   list limit of sources; alerts of sources beyond it are only counted.
 
@@ -14,8 +16,10 @@ use std::net::IpAddr;
 use crate::event::{Alert, Event};
 use crate::probe::{Probe, Protocol};
 
-/// Sources per generation of the early table.
-pub(super) const EARLY_SOURCES: usize = 16_384;
+/// Sets of the early table.
+pub(super) const EARLY_SETS: usize = 1024;
+/// Records per set of the early table.
+pub(super) const EARLY_WAYS: usize = 4;
 /// Pairs kept per source before its first alert.
 pub(super) const EARLY_PAIRS: usize = 8;
 
@@ -52,10 +56,15 @@ fn unpack(pair: u32) -> (Protocol, u16) {
     (protocol, pair as u16)
 }
 
-/// A source's probes before its first alert: fixed size, no allocation.
+/// A source's probes before its first alert: fixed size (one cache line), no allocation.
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
 pub(super) struct Early {
-    probes: u64,
+    /// The source's address bits (IPv4 as its mapped IPv6 form).
+    addr: u128,
+    /// Use order: the table's counter at the record's latest use; 0 for a free record.
+    stamp: u64,
+    probes: u32,
     pairs: [u32; EARLY_PAIRS],
     len: u8,
     /// More distinct pairs came than `EARLY_PAIRS`.
@@ -64,7 +73,7 @@ pub(super) struct Early {
 
 impl Early {
     fn add(&mut self, probe: &Probe, event: &Event) {
-        self.probes += 1;
+        self.probes = self.probes.saturating_add(1);
         let pair = pack(probe);
         let flag = if counted(event) { COUNTED } else { 0 };
         let len = usize::from(self.len);
@@ -102,7 +111,7 @@ impl Tally {
             ..Self::default()
         };
         if let Some(early) = early {
-            tally.probes = early.probes;
+            tally.probes = u64::from(early.probes);
             for &pair in &early.pairs[..usize::from(early.len)] {
                 tally.probed.insert(unpack(pair));
                 if pair & COUNTED != 0 {
@@ -130,11 +139,22 @@ impl Tally {
     }
 }
 
+/// The key of an address in the early table.
+fn addr_bits(source: IpAddr) -> u128 {
+    match source {
+        IpAddr::V4(a) => a.to_ipv6_mapped().to_bits(),
+        IpAddr::V6(a) => a.to_bits(),
+    }
+}
+
 /// Per-source records of a replay; see the module docs.
 #[derive(Debug)]
 pub(super) struct Tallies {
-    current: HashMap<IpAddr, Early>,
-    previous: HashMap<IpAddr, Early>,
+    early: Vec<Early>,
+    /// Uses of the early table so far (the next stamp).
+    uses: u64,
+    /// The key of the set mix (fixed: a replay is deterministic).
+    mix: u64,
     alerted: HashMap<IpAddr, Tally>,
     max_listed: usize,
     /// Alerts of sources beyond the list limit.
@@ -145,8 +165,9 @@ impl Tallies {
     /// Empty records listing at most `max_listed` alerting sources in detail.
     pub(super) fn new(max_listed: usize) -> Self {
         Self {
-            current: HashMap::with_capacity(EARLY_SOURCES),
-            previous: HashMap::with_capacity(EARLY_SOURCES),
+            early: vec![Early::default(); EARLY_SETS * EARLY_WAYS],
+            uses: 0,
+            mix: 0x9E37_79B9_7F4A_7C15,
             alerted: HashMap::new(),
             max_listed,
             unlisted_alerts: 0,
@@ -170,10 +191,7 @@ impl Tallies {
             self.early(source).add(probe, event);
             return;
         }
-        let early = self
-            .current
-            .remove(&source)
-            .or_else(|| self.previous.remove(&source));
+        let early = self.take_early(source);
         if self.alerted.len() >= self.max_listed {
             self.unlisted_alerts += 1;
             return;
@@ -185,19 +203,41 @@ impl Tallies {
         self.alerted.insert(source, tally);
     }
 
+    /// The first record of `source`'s set, and the key.
+    fn set_of(&self, source: IpAddr) -> (usize, u128) {
+        let bits = addr_bits(source);
+        let folded = (bits as u64) ^ ((bits >> 64) as u64).rotate_left(17);
+        let set = (folded.wrapping_mul(self.mix) >> 40) as usize % EARLY_SETS;
+        (set * EARLY_WAYS, bits)
+    }
+
+    /// The early record of `source`, made (in place of its set's least recently used one)
+    /// when it has none.
     fn early(&mut self, source: IpAddr) -> &mut Early {
-        if !self.current.contains_key(&source) {
-            let moved = self.previous.remove(&source);
-            if self.current.len() >= EARLY_SOURCES {
-                std::mem::swap(&mut self.current, &mut self.previous);
-                self.current.clear();
+        let (first, bits) = self.set_of(source);
+        self.uses += 1;
+        let set = &mut self.early[first..first + EARLY_WAYS];
+        let way = match set.iter().position(|e| e.stamp != 0 && e.addr == bits) {
+            Some(way) => way,
+            None => {
+                let way = (0..EARLY_WAYS).min_by_key(|&w| set[w].stamp).unwrap_or(0);
+                set[way] = Early {
+                    addr: bits,
+                    ..Early::default()
+                };
+                way
             }
-            return self
-                .current
-                .entry(source)
-                .or_insert(moved.unwrap_or_default());
-        }
-        self.current.entry(source).or_default()
+        };
+        set[way].stamp = self.uses;
+        &mut set[way]
+    }
+
+    /// Removes and returns the early record of `source`, if it is still held.
+    fn take_early(&mut self, source: IpAddr) -> Option<Early> {
+        let (first, bits) = self.set_of(source);
+        let set = &mut self.early[first..first + EARLY_WAYS];
+        let way = set.iter().position(|e| e.stamp != 0 && e.addr == bits)?;
+        Some(std::mem::take(&mut set[way]))
     }
 
     /// The alerting sources' tallies.

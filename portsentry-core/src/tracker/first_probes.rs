@@ -164,6 +164,10 @@ impl FirstProbes {
         }
         let fp = fingerprint(hash);
         for table in [self.current, 1 - self.current] {
+            if self.live[table] == 0 && self.inserted[table] == 0 {
+                // Empty since it was last emptied (the first generation's other table).
+                continue;
+            }
             if let Some(index) = self.position(table, hash, fp) {
                 let entry = self.tables[table][index];
                 let at_ms = self.base_ms[table] + ((entry >> KEY_BITS) & TIME_MASK) * self.unit_ms;

@@ -52,6 +52,10 @@ fn check_invariants(t: &Tracker) {
     }
     let indexed = t.index.iter().filter(|&&s| s != EMPTY).count();
     assert_eq!(indexed, seen);
+    for (pos, &s) in t.index.iter().enumerate() {
+        let bit = t.occupied[pos / 64] & (1 << (pos % 64)) != 0;
+        assert_eq!(bit, s != EMPTY, "occupancy bit of position {pos}");
+    }
     assert!(seen <= t.capacity);
     assert!(t.lists[PROTECTED].len <= t.protected_max);
 }
