@@ -231,29 +231,9 @@ impl RecvRing {
             header.msg_control = self.control[i].as_mut_ptr().cast();
             header.msg_controllen = CONTROL_WORDS * size_of::<u64>();
         }
-        // SAFETY: every header points at buffers owned by `self` (slots, addresses, control
-        // areas) or at `iovecs` on this stack frame, all live and exclusively borrowed for
-        // the call, with the lengths given; recvmmsg(2) writes within those lengths and into
-        // `headers`. MSG_DONTWAIT makes it return at once; the timeout pointer is null.
-        let rc = unsafe {
-            libc::recvmmsg(
-                socket.as_fd().as_raw_fd(),
-                headers.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        let count = match usize::try_from(rc) {
-            Ok(n) => n.min(BATCH),
-            Err(_) => {
-                let error = io::Error::last_os_error();
-                return match error.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
-                    _ => Err(error),
-                };
-            }
-        };
+        // Every header points at buffers owned by `self` (slots, addresses, control areas)
+        // or at `iovecs` on this stack frame, all live and exclusively borrowed for the call.
+        let count = receive_many(socket, &mut headers)?;
         let received = headers.iter().zip(self.addresses.iter());
         for ((header, address), meta) in received.zip(self.meta.iter_mut()).take(count) {
             *meta = FrameMeta {
@@ -265,6 +245,37 @@ impl RecvRing {
             };
         }
         Ok(count)
+    }
+}
+
+/// One non-blocking `recvmmsg(2)` into `headers`; returns how many messages it took (0 when
+/// none is queued or a signal came).
+///
+/// Every header must point at live buffers, exclusively borrowed for the call, with their
+/// true lengths (the callers build them from their own buffers just before).
+fn receive_many(socket: &impl AsFd, headers: &mut [libc::mmsghdr]) -> io::Result<usize> {
+    let capacity = libc::c_uint::try_from(headers.len()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: per the contract above, each header points at live, exclusively borrowed
+    // buffers with their true lengths; recvmmsg(2) writes within those lengths and into at
+    // most `capacity` headers. MSG_DONTWAIT makes it return at once; the timeout is null.
+    let rc = unsafe {
+        libc::recvmmsg(
+            socket.as_fd().as_raw_fd(),
+            headers.as_mut_ptr(),
+            capacity,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    match usize::try_from(rc) {
+        Ok(n) => Ok(n.min(headers.len())),
+        Err(_) => {
+            let error = io::Error::last_os_error();
+            match error.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(error),
+            }
+        }
     }
 }
 
@@ -479,29 +490,9 @@ impl DatagramBatch {
             header.msg_control = self.control[i].as_mut_ptr().cast();
             header.msg_controllen = size_of::<[u64; 16]>();
         }
-        // SAFETY: every header points at buffers owned by `self` (names, control areas,
-        // payload slots) or at `iovecs` on this stack frame, all live and exclusively
-        // borrowed for the call, with their true lengths; recvmmsg(2) writes within them and
-        // into `headers`. MSG_DONTWAIT makes it return at once; the timeout pointer is null.
-        let rc = unsafe {
-            libc::recvmmsg(
-                socket.as_fd().as_raw_fd(),
-                headers.as_mut_ptr(),
-                DATAGRAM_BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        let count = match usize::try_from(rc) {
-            Ok(n) => n.min(DATAGRAM_BATCH),
-            Err(_) => {
-                let error = io::Error::last_os_error();
-                return match error.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
-                    _ => Err(error),
-                };
-            }
-        };
+        // Every header points at buffers owned by `self` (names, control areas, payload
+        // slots) or at `iovecs` on this stack frame, all live and exclusively borrowed.
+        let count = receive_many(socket, &mut headers)?;
         for (header, name) in headers.iter().zip(self.names.iter()).take(count) {
             self.received.push(Datagram {
                 source: socket_address(name),
