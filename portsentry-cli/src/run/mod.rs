@@ -211,6 +211,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
             break;
         }
         log_messages(&logger, engine.take_messages());
+        logger.flush();
         if Instant::now() >= next_status {
             let document = state_files::status_json(&meta, &engine.status());
             if let Err(e) = state_files::write_status(&status_path, &document) {
@@ -226,6 +227,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
     logger.admin(Severity::Info, "PortSentry is shutting down");
     let (status, messages) = engine.shutdown();
     log_messages(&logger, messages);
+    logger.flush();
     let final_meta = StatusMeta {
         running: false,
         ..meta
