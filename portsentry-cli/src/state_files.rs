@@ -102,6 +102,7 @@ pub(crate) fn status_json(meta: &StatusMeta, status: &EngineStatus) -> Value {
                 "summarised": status.floods.summarised,
                 "summaries": status.floods.summaries,
                 "sources": status.floods.sources,
+                "suppressed_alerts": status.floods.suppressed_alerts,
             },
             "skipped": skipped,
             "capture": status.capture.map(|c| json!({

@@ -13,6 +13,13 @@
 //!   summary at most once per minute: "12,408 more probes from 203.0.113.7 in the last 60 s",
 //!   or, for many sources at once, their total and the busiest ones.
 //!
+//! Mass alerts: alerts that only log (`BLOCK_x="0"`) are logged up to
+//! [`ALERTS_PER_SECOND`] per second; beyond that (a flood of forged sources, each alerting on
+//! its first probe) they are counted and summarised ("alerts from 9,812 further sources
+//! suppressed"), with the exact count in [`FloodCounts::suppressed_alerts`]. Alerts that block
+//! are never suppressed here. With `SCAN_TRIGGER` of 2 or more a forged one-probe source
+//! never alerts, so a real scanner's alert is not crowded out.
+//!
 //! The table holds at most [`MAX_SOURCES`] sources; repeats of further sources are counted
 //! in one shared entry, so the counts stay exact whatever the flood.
 //!
@@ -43,6 +50,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use crate::config::BlockMode;
 use crate::event::Event;
 use crate::probe::Timestamp;
 
@@ -53,6 +61,8 @@ pub const PERIOD: Duration = Duration::from_secs(60);
 pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(1);
 /// Notices passed on per second at most, over all sources.
 pub const NOTICES_PER_SECOND: u32 = 10;
+/// Log-only alerts logged per second at most, over all sources.
+pub const ALERTS_PER_SECOND: u32 = 1000;
 /// Sources with their own entry at most.
 pub const MAX_SOURCES: usize = 65_536;
 /// Sources a summary of many names by address (the busiest).
@@ -118,6 +128,8 @@ pub struct FloodCounts {
     pub sources: usize,
     /// Repeats counted in the shared entry because the table was full.
     pub overflow: u64,
+    /// Log-only alerts not logged because more than [`ALERTS_PER_SECOND`] came in a second.
+    pub suppressed_alerts: u64,
 }
 
 /// One source's repeats since its last summary.
@@ -147,10 +159,23 @@ pub struct Summary {
     pub busiest: Vec<(IpAddr, u64, Repeat)>,
     /// The period the repeats fall in.
     pub period: Duration,
+    /// Log-only alerts suppressed since the last summary (each from a further source).
+    pub suppressed_alerts: u64,
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.suppressed_alerts > 0 {
+            write!(
+                f,
+                "alerts from {} further sources suppressed (more than {ALERTS_PER_SECOND} a second, log only)",
+                thousands(self.suppressed_alerts)
+            )?;
+            if self.sources == 0 {
+                return Ok(());
+            }
+            f.write_str("; ")?;
+        }
         let secs = self.period.as_secs();
         if let ([(source, n, kind)], 1) = (self.busiest.as_slice(), self.sources) {
             return write!(
@@ -214,6 +239,11 @@ pub struct FloodSummary {
     notice_second: u64,
     notices_in_second: u32,
     next_summary: Timestamp,
+    /// The second the alert budget applies to, and alerts logged in it.
+    alert_second: u64,
+    alerts_in_second: u32,
+    /// Suppressed alerts not summarised yet.
+    pending_alerts: u64,
     counts: FloodCounts,
 }
 
@@ -231,13 +261,44 @@ impl FloodSummary {
             notice_second: 0,
             notices_in_second: 0,
             next_summary: Timestamp::ZERO,
+            alert_second: 0,
+            alerts_in_second: 0,
+            pending_alerts: 0,
             counts: FloodCounts::default(),
         }
     }
 
-    /// Counts `event` when it is a repeat ([`Repeat::of`]): `Some(verdict)`; `None` for
-    /// events that are no repeat (alerts, below-trigger probes...), which it leaves alone.
+    /// True when a log-only alert at `at` may be logged; false when the second's budget
+    /// ([`ALERTS_PER_SECOND`]) is spent (it is then counted for a summary).
+    pub fn admit_alert(&mut self, at: Timestamp) -> bool {
+        let second = at.as_secs();
+        if second != self.alert_second {
+            self.alert_second = second;
+            self.alerts_in_second = 0;
+        }
+        if self.alerts_in_second < ALERTS_PER_SECOND {
+            self.alerts_in_second += 1;
+            return true;
+        }
+        self.pending_alerts += 1;
+        self.counts.suppressed_alerts += 1;
+        false
+    }
+
+    /// Counts `event` when it is a repeat ([`Repeat::of`]) or a log-only alert
+    /// ([`FloodSummary::admit_alert`]): `Some(verdict)`; `None` for the events it leaves
+    /// alone (blocking alerts, below-trigger probes...).
     pub fn absorb_event(&mut self, event: &Event) -> Option<Verdict> {
+        if let Event::Alert(alert) = event {
+            if alert.response != BlockMode::LogOnly {
+                return None;
+            }
+            return Some(if self.admit_alert(alert.probe.at) {
+                Verdict::Notify
+            } else {
+                Verdict::Counted
+            });
+        }
         let repeat = Repeat::of(event)?;
         let probe = event.probe()?;
         Some(self.absorb(probe.source, repeat, probe.at))
@@ -311,7 +372,8 @@ impl FloodSummary {
         let idle = PERIOD.saturating_mul(2);
         self.entries
             .retain(|_, e| e.since.is_some() || now < e.last.saturating_add(idle));
-        if sources == 0 {
+        let suppressed_alerts = std::mem::take(&mut self.pending_alerts);
+        if sources == 0 && suppressed_alerts == 0 {
             return None;
         }
         busiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -323,6 +385,7 @@ impl FloodSummary {
             sources,
             busiest,
             period: PERIOD,
+            suppressed_alerts,
         })
     }
 
@@ -431,6 +494,50 @@ mod tests {
         assert_eq!(c.overflow, u64::from(extra));
         let s = f.due(secs(61)).unwrap();
         assert_eq!(s.probes, c.counted);
+    }
+
+    #[test]
+    fn log_only_alerts_beyond_the_budget_are_counted_and_summarised() {
+        use crate::event::Alert;
+        use crate::{Mode, Probe, Protocol, ScanKind};
+        let mut f = FloodSummary::new();
+        let alert = |i: u32, response| {
+            Event::Alert(Alert {
+                probe: Probe {
+                    at: secs(7),
+                    source: IpAddr::V4(Ipv4Addr::from_bits(0x0B00_0000 + i)),
+                    destination: v4(2),
+                    protocol: Protocol::Tcp,
+                    source_port: 1,
+                    destination_port: 1,
+                    kind: ScanKind::Syn,
+                    ip_options: false,
+                },
+                mode: Mode::StealthTcp,
+                distinct_ports: 1,
+                response,
+            })
+        };
+        let mut logged = 0;
+        for i in 0..9_812 + ALERTS_PER_SECOND {
+            if f.absorb_event(&alert(i, BlockMode::LogOnly)) == Some(Verdict::Notify) {
+                logged += 1;
+            }
+        }
+        assert_eq!(logged, ALERTS_PER_SECOND);
+        assert_eq!(
+            f.absorb_event(&alert(0, BlockMode::Block)),
+            None,
+            "blocks go on"
+        );
+        assert_eq!(f.counts().suppressed_alerts, 9_812);
+        let line = f.due(secs(8)).unwrap().to_string();
+        assert!(
+            line.starts_with("alerts from 9,812 further sources suppressed"),
+            "{line}"
+        );
+        assert!(f.due(secs(20)).is_none());
+        assert!(f.admit_alert(secs(9)), "a new second has a new budget");
     }
 
     #[test]

@@ -168,12 +168,13 @@ fn render(s: &Value, running: bool, now: u64) -> String {
     if f.is_object() {
         let _ = writeln!(
             out,
-            "  repeats of known sources: {} ({} noticed, {} counted, {} summarised in {} summaries)",
+            "  repeats of known sources: {} ({} noticed, {} counted, {} summarised in {} summaries); log-only alerts suppressed: {}",
             n(&f["repeats"]),
             n(&f["notified"]),
             n(&f["counted"]),
             n(&f["summarised"]),
-            n(&f["summaries"])
+            n(&f["summaries"]),
+            n(&f["suppressed_alerts"])
         );
     }
     if c["capture"].is_object() {
