@@ -12,7 +12,8 @@
 #             from just before the first frame until it is idle again, and per packet
 #   children  CPU of the commands it ran (cutime + cstime: nft, KILL_* commands)
 #   BPF       frames that passed the kernel filter (capture counter of the status file)
-#   drops     frames the kernel dropped before the daemon read them (PACKET_STATISTICS)
+#   drops     frames the kernel dropped before the daemon read them (PACKET_STATISTICS, and
+#             for connect mode the UDP RcvbufErrors of /proc/net/snmp)
 #   detected  distinct sources named by an alert line, plus the log-only alerts summarised
 #             (more than 1,000 a second), of the distinct sources sent
 #
@@ -50,7 +51,7 @@ cleanup() {
     if [ -n "$service_pid" ]; then kill "$service_pid" 2>/dev/null || true; wait "$service_pid" 2>/dev/null || true; fi
     ip netns del "$victim" 2>/dev/null || true
     ip netns del "$attacker" 2>/dev/null || true
-    rm -rf "$work"
+    if [ -n "${LOAD_KEEP:-}" ]; then echo "load.sh: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -83,6 +84,9 @@ classic_udp="1,7,9,69,161,162,513,635,640,641,700,37444,34555,31335,32770,32771,
 tck=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15, $16 + $17}' "/proc/$daemon_pid/stat"; }
 rx_packets() { ip netns exec "$victim" cat /sys/class/net/psv0/statistics/rx_packets; }
+# Datagrams the kernel dropped because a UDP socket's queue was full (connect mode).
+udp_drops() { ip netns exec "$victim" awk '/^Udp:/ { if (seen++) { print $6; exit } }' /proc/net/snmp; }
+user_sys() { awk '{print $14, $15}' "/proc/$daemon_pid/stat"; }
 
 start_daemon() { # extra config lines, then mode flags
     local extra=$1; shift
@@ -122,41 +126,46 @@ wait_idle() { # until the daemon's CPU time has not grown for 1 s (at most 120 s
     done
 }
 
-printf '| # | flood | packets at the victim | daemon CPU (s) | µs per packet | children CPU (s) | passed the BPF filter | kernel drops | sources detected |\n'
+printf '| # | flood | packets at the victim | daemon CPU, s (user + system) | µs per packet | children CPU (s) | passed the BPF filter | kernel drops | sources detected |\n'
 printf '|---|---|---:|---:|---:|---:|---:|---:|---|\n'
 
 row() { # number, name, count, kind, source, port, config lines, modes...
     local number=$1 name=$2 count=$3 kind=$4 source=$5 port=$6 extra=$7; shift 7
     start_daemon "$extra" "$@"
     sleep 1
-    local c0 r0 c1 r1 sent
-    c0=$(cpu_ticks); r0=$(rx_packets)
+    local c0 r0 c1 r1 u0 u1 s0 s1 sent
+    c0=$(cpu_ticks); r0=$(rx_packets); u0=$(udp_drops); s0=$(user_sys)
     sent=$(send "$count" "$kind" "$source" "$port")
     wait_idle
-    c1=$(cpu_ticks); r1=$(rx_packets)
+    c1=$(cpu_ticks); r1=$(rx_packets); u1=$(udp_drops); s1=$(user_sys)
     stop_daemon
-    python3 - "$number" "$name" "$c0" "$c1" "$r0" "$r1" "$tck" "$sent" "$work/portsentry.status" "$work/out" "$source" <<'PY'
+    cp "$work/out" "$work/out-$number"
+    python3 - "$number" "$name" "$c0" "$c1" "$r0" "$r1" "$tck" "$sent" "$work/portsentry.status" "$work/out" "$source" "$u0" "$u1" "$s0" "$s1" <<'PY'
 import json, re, sys
-number, name, c0, c1, r0, r1, tck, sent, status_path, out_path, source = sys.argv[1:]
+number, name, c0, c1, r0, r1, tck, sent, status_path, out_path, source, u0, u1, s0, s1 = sys.argv[1:]
+(user0, sys0), (user1, sys1) = map(int, s0.split()), map(int, s1.split())
+user = (user1 - user0) / int(tck); system = (sys1 - sys0) / int(tck)
 own0, kids0 = map(int, c0.split()); own1, kids1 = map(int, c1.split())
 cpu = (own1 - own0) / int(tck); kids = (kids1 - kids0) / int(tck)
 packets = int(r1) - int(r0)
 per = cpu / packets * 1e6 if packets else 0.0
 frames, distinct, seconds = sent.split()
 capture = (json.load(open(status_path)).get("counters", {}).get("capture") or {})
-passed = capture.get("received", 0); dropped = capture.get("dropped", 0)
+passed = capture.get("received", 0)
+dropped = capture.get("dropped", 0) + int(u1) - int(u0)
 alerted = set()
-pattern = re.compile(r"from host: ([0-9.]+)/|Scan from: \[([0-9.]+)\]|\"src_ip\":\"([0-9.]+)\"")
+# Alert lines of every kind ("... scan from host:", "Connect from host:", "Unknown Type: ...
+# from host:"); "Host: X is already blocked" and protected-host lines are no alerts.
+pattern = re.compile(r"from host: ([0-9a-f.:]+)/")
 with open(out_path, errors="replace") as f:
     for line in f:
-        if "attackalert" in line and "scan from host" in line:
-            m = pattern.search(line)
-            if m:
-                alerted.add(next(g for g in m.groups() if g))
+        m = pattern.search(line) if line.startswith("attackalert") else None
+        if m:
+            alerted.add(m.group(1))
 status = json.load(open(status_path))
 suppressed = status.get("counters", {}).get("floods", {}).get("suppressed_alerts", 0)
 detected = f"{len(alerted):,} logged + {suppressed:,} summarised of {int(distinct):,}"
-print(f"| {number} | {name} | {packets:,} | {cpu:.2f} | {per:.2f} | {kids:.2f} | {passed:,} | {dropped:,} | {detected} |")
+print(f"| {number} | {name} | {packets:,} | {cpu:.2f} ({user:.2f} + {system:.2f}) | {per:.2f} | {kids:.2f} | {passed:,} | {dropped:,} | {detected} |")
 PY
 }
 

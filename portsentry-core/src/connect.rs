@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
-use crate::capture::{DATAGRAM_BATCH, DatagramBatch, enable_packet_info, now, poll};
+use crate::capture::{
+    DATAGRAM_BATCH, DatagramBatch, enable_packet_info, force_receive_buffer, now, poll,
+};
 use crate::{PortSet, Probe, Protocol, ScanKind};
 
 /// The listen backlog of each TCP socket.
@@ -31,6 +33,9 @@ const BACKLOG: i32 = 16;
 /// The most connections or datagrams taken from one socket per wait, so one busy port
 /// cannot starve the others.
 const PER_SOCKET_PER_WAIT: usize = 64;
+
+/// Receive queue of each UDP socket, in bytes (about 4,000 queued datagrams).
+const UDP_RECEIVE_BUFFER: usize = 4 << 20;
 
 /// A port that could not be bound, and why.
 #[derive(Debug)]
@@ -276,6 +281,12 @@ fn bind_one(protocol: Protocol, port: u16) -> io::Result<Listener> {
         Protocol::Udp => {
             socket.bind(&address.into())?;
             enable_packet_info(&socket, ipv6)?;
+            // A deep queue, so that a burst waits for the next batch instead of being
+            // dropped by the kernel (above net.core.rmem_max only as root; else the most
+            // the kernel allows).
+            if force_receive_buffer(&socket, UDP_RECEIVE_BUFFER).is_err() {
+                let _ = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER);
+            }
             Ok(Listener::Udp(Arc::new(socket.into())))
         }
     }

@@ -40,7 +40,8 @@ use socket2::{Domain, Protocol, SockFilter, Socket, Type};
 use crate::Timestamp;
 
 pub(crate) use sys::{
-    DATAGRAM_BATCH, Datagram, DatagramBatch, enable_packet_info, interface_addresses, poll,
+    DATAGRAM_BATCH, Datagram, DatagramBatch, enable_packet_info, force_receive_buffer,
+    interface_addresses, poll,
 };
 
 /// `PACKET_HOST`: the frame was addressed to this host.

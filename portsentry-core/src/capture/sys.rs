@@ -430,6 +430,13 @@ pub(crate) fn enable_packet_info(socket: &impl AsFd, ipv6: bool) -> io::Result<(
     Ok(())
 }
 
+/// Sets a socket's receive buffer to `bytes` past `net.core.rmem_max` (`SO_RCVBUFFORCE`,
+/// needs `CAP_NET_ADMIN`).
+pub(crate) fn force_receive_buffer(socket: &impl AsFd, bytes: usize) -> io::Result<()> {
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    set_int_option(socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes)
+}
+
 /// Datagrams one [`DatagramBatch::receive`] takes at most.
 pub(crate) const DATAGRAM_BATCH: usize = 32;
 /// Payload bytes kept per datagram (the payload is not looked at; longer ones are cut).
