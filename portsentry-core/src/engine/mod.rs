@@ -419,7 +419,10 @@ impl Engine {
         let Some(listener) = self.sources.connect.as_mut() else {
             return Ok(());
         };
-        listener.wait(wait, &mut self.contacts)?;
+        let taken = listener.wait(wait, &mut self.contacts)?;
+        // As for the capture: after a few contacts, let more gather for a millisecond, so
+        // that a datagram flood is read in batches rather than one wake-up per datagram.
+        let coalesce = !wait.is_zero() && (1..FULL_BATCH).contains(&taken);
         for contact in self.contacts.drain(..) {
             let probe = contact.probe();
             let event = self.detector.observe(&probe);
@@ -431,6 +434,9 @@ impl Engine {
                 // The peer may be gone already: nothing to report.
                 let _ = contact.send_banner(banner);
             }
+        }
+        if coalesce {
+            std::thread::sleep(COALESCE);
         }
         Ok(())
     }
