@@ -399,6 +399,9 @@ impl Replay {
             detector,
             report: ReplayReport::default(),
             tallies: Tallies::new(self.max_sources),
+            classified: Vec::with_capacity(FrameBatch::CAPACITY),
+            hashes: Vec::with_capacity(FrameBatch::CAPACITY),
+            batch: FrameBatch::new(),
         }
     }
 
@@ -407,9 +410,7 @@ impl Replay {
         mut capture: CaptureFile<R>,
     ) -> Result<ReplayReport, ReplayError> {
         let mut session = self.session();
-        while let Some(frame) = capture.next_frame() {
-            session.feed(&frame?, |_| {});
-        }
+        while session.feed_from(&mut capture, |_| {})? {}
         Ok(session.finish())
     }
 
@@ -444,6 +445,79 @@ pub struct ReplaySession<'r> {
     detector: Detector,
     report: ReplayReport,
     tallies: Tallies,
+    /// Scratch space of [`ReplaySession::feed_batch`].
+    classified: Vec<Result<Probe, Skip>>,
+    hashes: Vec<u64>,
+    batch: FrameBatch,
+}
+
+/// Up to [`FrameBatch::CAPACITY`] frames copied out of a capture reader, for
+/// [`ReplaySession::feed_batch`].
+#[derive(Debug, Default)]
+pub struct FrameBatch {
+    bytes: Vec<u8>,
+    /// Record number, time, link type, original length, and the end of its bytes.
+    frames: Vec<(u64, Timestamp, crate::classify::LinkType, u32, usize)>,
+}
+
+impl FrameBatch {
+    /// Frames a batch holds.
+    pub const CAPACITY: usize = 32;
+
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Copies `frame` in; false (and nothing copied) when the batch is full.
+    pub fn push(&mut self, frame: &Frame<'_>) -> bool {
+        if self.frames.len() >= Self::CAPACITY {
+            return false;
+        }
+        self.bytes.extend_from_slice(frame.data);
+        self.frames.push((
+            frame.record,
+            frame.at,
+            frame.link,
+            frame.original_len,
+            self.bytes.len(),
+        ));
+        true
+    }
+
+    /// Empties the batch (its memory is kept).
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.frames.clear();
+    }
+
+    /// The number of frames held.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// True when no frame is held.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The frames, in order.
+    pub fn frames(&self) -> impl Iterator<Item = Frame<'_>> {
+        let mut start = 0;
+        self.frames
+            .iter()
+            .map(move |&(record, at, link, original_len, end)| {
+                let data = &self.bytes[start..end];
+                start = end;
+                Frame {
+                    record,
+                    at,
+                    link,
+                    data,
+                    original_len,
+                }
+            })
+    }
 }
 
 impl std::fmt::Debug for ReplaySession<'_> {
@@ -456,10 +530,77 @@ impl std::fmt::Debug for ReplaySession<'_> {
 }
 
 impl ReplaySession<'_> {
+    /// Reads up to [`FrameBatch::CAPACITY`] frames from `capture` and replays them with
+    /// [`ReplaySession::feed_batch`]; `Ok(false)` once the capture has ended.
+    ///
+    /// # Errors
+    ///
+    /// The capture's error for a cut or corrupt record; the frames before it were replayed.
+    pub fn feed_from<R: Read>(
+        &mut self,
+        capture: &mut CaptureFile<R>,
+        on_event: impl FnMut(&Event),
+    ) -> Result<bool, CaptureError> {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        let mut outcome = Ok(true);
+        while batch.len() < FrameBatch::CAPACITY {
+            match capture.next_frame() {
+                None => {
+                    outcome = Ok(false);
+                    break;
+                }
+                Some(Ok(frame)) => {
+                    batch.push(&frame);
+                }
+                Some(Err(error)) => {
+                    outcome = Err(error);
+                    break;
+                }
+            }
+        }
+        self.feed_batch(&batch, on_event);
+        self.batch = batch;
+        outcome
+    }
+
+    /// Replays the frames of `batch` in order, exactly as [`ReplaySession::feed`] one by one
+    /// would, but faster: the detector's memory for all of them is read first, so that the
+    /// cache misses of a flood of new sources overlap.
+    pub fn feed_batch(&mut self, batch: &FrameBatch, mut on_event: impl FnMut(&Event)) {
+        self.classified.clear();
+        self.classified.extend(
+            batch
+                .frames()
+                .map(|frame| classify(frame.at, frame.link, frame.data)),
+        );
+        let sources = self
+            .classified
+            .iter()
+            .filter_map(|c| c.ok())
+            .map(|p| p.source);
+        std::hint::black_box(self.detector.tracker().touch(sources, &mut self.hashes));
+        let classified = std::mem::take(&mut self.classified);
+        for (frame, result) in batch.frames().zip(&classified) {
+            self.feed_classified(&frame, *result, &mut on_event);
+        }
+        self.classified = classified;
+    }
+
     /// Replays one frame: expires what is due at the frame's time, classifies the frame and,
     /// for a probe, lets the detector decide. `on_event` sees every event (releases first),
     /// whether or not the report keeps it.
     pub fn feed(&mut self, frame: &Frame<'_>, mut on_event: impl FnMut(&Event)) {
+        let result = classify(frame.at, frame.link, frame.data);
+        self.feed_classified(frame, result, &mut on_event);
+    }
+
+    fn feed_classified(
+        &mut self,
+        frame: &Frame<'_>,
+        result: Result<Probe, Skip>,
+        on_event: &mut impl FnMut(&Event),
+    ) {
         let summary = &mut self.report.summary;
         summary.frames += 1;
         summary.first_frame_at.get_or_insert(frame.at);
@@ -469,7 +610,7 @@ impl ReplaySession<'_> {
             Self::record(&mut self.report, self.replay.kept, &event);
             on_event(&event);
         }
-        let probe = match classify(frame.at, frame.link, frame.data) {
+        let probe = match result {
             Ok(probe) => probe,
             Err(reason) => {
                 self.report.summary.skips.record(reason);

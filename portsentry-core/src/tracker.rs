@@ -495,6 +495,28 @@ impl Tracker {
         }
     }
 
+    /// Reads the memory that recording probes from `sources` will touch first (the
+    /// occupancy bit of each home position and the first-probe bucket), so that a caller
+    /// holding a batch of probes can have those cache misses overlap instead of paying them
+    /// one after the other; `hashes` is scratch space. Changes nothing; the returned value
+    /// only keeps the reads from being optimised away (pass it to
+    /// [`std::hint::black_box`]).
+    pub fn touch(&self, sources: impl IntoIterator<Item = IpAddr>, hashes: &mut Vec<u64>) -> u64 {
+        hashes.clear();
+        hashes.extend(
+            sources
+                .into_iter()
+                .map(|source| self.seed.hash_addr(source.to_canonical())),
+        );
+        // A tight loop of independent loads: the processor keeps them all in flight.
+        let mut seen = 0;
+        for &hash in hashes.iter() {
+            let pos = hash as usize & self.mask;
+            seen ^= self.occupied[pos / 64] ^ self.first.touch(hash);
+        }
+        seen
+    }
+
     /// Forgets `source` (for example when its block is released); true if it was tracked
     /// (in a full slot or in the first-probe tier).
     pub fn forget(&mut self, source: IpAddr) -> bool {

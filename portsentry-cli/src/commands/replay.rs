@@ -192,22 +192,22 @@ pub(crate) fn run(args: &Args, origin: Origin) -> anyhow::Result<ExitCode> {
     let mut session = replay.session();
     let mut write_error = None;
     let mut read_error: Option<CaptureError> = None;
-    while let Some(frame) = capture.next_frame() {
-        match frame {
-            Ok(frame) => session.feed(&frame, |event| {
-                if write_error.is_none()
-                    && let Err(e) = write_event(&mut out, style, event)
-                {
-                    write_error = Some(e);
-                }
-            }),
+    // Frames go to the detector in batches (see `ReplaySession::feed_batch`).
+    loop {
+        let more = session.feed_from(&mut capture, |event| {
+            if write_error.is_none()
+                && let Err(e) = write_event(&mut out, style, event)
+            {
+                write_error = Some(e);
+            }
+        });
+        match more {
+            Ok(true) if write_error.is_none() => {}
+            Ok(_) => break,
             Err(error) => {
                 read_error = Some(error);
                 break;
             }
-        }
-        if write_error.is_some() {
-            break;
         }
     }
     if let Some(error) = write_error {

@@ -92,10 +92,73 @@ pub(super) struct FirstProbeCounts {
     pub overflows: u64,
 }
 
+/// Entries of one table, addressed by entry index, in buckets that each fill one 64-byte
+/// cache line: the vector holds `BUCKET − 1` spare entries, and the table starts at the first
+/// 64-byte boundary inside it. (A zeroed `Vec<u64>` is allocated untouched, so a table costs
+/// memory only where entries are written.)
+#[derive(Debug)]
+struct Table {
+    entries: Vec<u64>,
+    /// Entries before the first 64-byte boundary.
+    offset: usize,
+    buckets: usize,
+}
+
+impl Table {
+    fn new(buckets: usize) -> Self {
+        let spare = if buckets == 0 { 0 } else { BUCKET - 1 };
+        let entries = vec![EMPTY; buckets * BUCKET + spare];
+        let misalignment = entries.as_ptr() as usize % 64;
+        let offset = (64 - misalignment) % 64 / size_of::<u64>();
+        Self {
+            entries,
+            offset,
+            buckets,
+        }
+    }
+
+    fn bucket(&self, bucket: usize) -> &[u64] {
+        let start = self.offset + bucket * BUCKET;
+        &self.entries[start..start + BUCKET]
+    }
+
+    fn clear(&mut self) {
+        self.entries.fill(EMPTY);
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.entries.capacity() * size_of::<u64>()
+    }
+}
+
+impl Clone for Table {
+    fn clone(&self) -> Self {
+        // A new vector has its own alignment: copy the table, not the vector.
+        let mut copy = Self::new(self.buckets);
+        let len = self.buckets * BUCKET;
+        copy.entries[copy.offset..copy.offset + len]
+            .copy_from_slice(&self.entries[self.offset..self.offset + len]);
+        copy
+    }
+}
+
+impl std::ops::Index<usize> for Table {
+    type Output = u64;
+    fn index(&self, index: usize) -> &u64 {
+        &self.entries[self.offset + index]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Table {
+    fn index_mut(&mut self, index: usize) -> &mut u64 {
+        &mut self.entries[self.offset + index]
+    }
+}
+
 /// Two generations of compact first-probe entries; see the module docs.
 #[derive(Debug, Clone)]
 pub(super) struct FirstProbes {
-    tables: [Vec<u64>; 2],
+    tables: [Table; 2],
     /// Insertions into each table since it was last emptied.
     inserted: [usize; 2],
     /// Live entries of each table.
@@ -123,7 +186,7 @@ impl FirstProbes {
                 .max(MAX_BUCKETS_PROBED)
         };
         Self {
-            tables: [vec![EMPTY; buckets * BUCKET], vec![EMPTY; buckets * BUCKET]],
+            tables: [Table::new(buckets), Table::new(buckets)],
             inserted: [0; 2],
             live: [0; 2],
             base_ms: [0; 2],
@@ -144,7 +207,7 @@ impl FirstProbes {
 
     /// Heap bytes held (fixed).
     pub(super) fn memory_bytes(&self) -> usize {
-        self.tables.iter().map(|t| t.capacity() * 8).sum()
+        self.tables.iter().map(Table::memory_bytes).sum()
     }
 
     /// Counters.
@@ -182,6 +245,21 @@ impl FirstProbes {
             }
         }
         FirstProbe::Absent
+    }
+
+    /// Reads the first entry of the home bucket of `hash` in each table that holds entries
+    /// (to bring them into the cache ahead of [`FirstProbes::find`]); returns them XORed.
+    pub(super) fn touch(&self, hash: u64) -> u64 {
+        if self.buckets == 0 {
+            return 0;
+        }
+        let start = self.home_bucket(hash) * BUCKET;
+        let mut seen = self.tables[self.current][start];
+        let previous = 1 - self.current;
+        if self.inserted[previous] != 0 {
+            seen ^= self.tables[previous][start];
+        }
+        seen
     }
 
     /// Removes the entry at `place` (found by [`FirstProbes::find`] just before).
@@ -244,7 +322,7 @@ impl FirstProbes {
 
     fn next_generation(&mut self, now_ms: u64) {
         let old = 1 - self.current;
-        self.tables[old].fill(EMPTY);
+        self.tables[old].clear();
         self.inserted[old] = 0;
         self.live[old] = 0;
         self.base_ms[old] = now_ms;
@@ -269,7 +347,7 @@ impl FirstProbes {
         for _ in 0..MAX_BUCKETS_PROBED {
             let start = bucket * BUCKET;
             let mut saw_empty = false;
-            for (i, &entry) in entries[start..start + BUCKET].iter().enumerate() {
+            for (i, &entry) in entries.bucket(bucket).iter().enumerate() {
                 if entry >> FP_SHIFT == fp {
                     return Some(start + i);
                 }
@@ -289,10 +367,7 @@ impl FirstProbes {
         let mut bucket = self.home_bucket(hash);
         for _ in 0..MAX_BUCKETS_PROBED {
             let start = bucket * BUCKET;
-            if let Some(i) = entries[start..start + BUCKET]
-                .iter()
-                .position(|&e| e <= TOMBSTONE)
-            {
+            if let Some(i) = entries.bucket(bucket).iter().position(|&e| e <= TOMBSTONE) {
                 return Some(start + i);
             }
             bucket = (bucket + 1) % self.buckets;
@@ -370,6 +445,24 @@ mod tests {
         assert!(matches!(
             t.find(hash(2), later + 999),
             FirstProbe::Seen { key: 7, .. }
+        ));
+    }
+
+    #[test]
+    fn every_bucket_is_one_cache_line_in_copies_too() {
+        let mut t = FirstProbes::new(1000, 60_000);
+        t.insert(hash(3), 22, 5, None);
+        let copy = t.clone();
+        for tier in [&t, &copy] {
+            for table in &tier.tables {
+                for bucket in [0, 1, tier.buckets - 1] {
+                    assert_eq!(table.bucket(bucket).as_ptr() as usize % 64, 0);
+                }
+            }
+        }
+        assert!(matches!(
+            copy.find(hash(3), 6),
+            FirstProbe::Seen { key: 22, .. }
         ));
     }
 
