@@ -574,13 +574,9 @@ impl ReplaySession<'_> {
                 .frames()
                 .map(|frame| classify(frame.at, frame.link, frame.data)),
         );
-        let sources = self
-            .classified
-            .iter()
-            .filter_map(|c| c.ok())
-            .map(|p| p.source);
-        std::hint::black_box(self.detector.tracker().touch(sources, &mut self.hashes));
         let classified = std::mem::take(&mut self.classified);
+        let sources = classified.iter().filter_map(|c| c.ok()).map(|p| p.source);
+        std::hint::black_box(self.detector.tracker().touch(sources, &mut self.hashes));
         for (frame, result) in batch.frames().zip(&classified) {
             self.feed_classified(&frame, *result, &mut on_event);
         }
