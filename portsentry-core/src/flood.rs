@@ -168,8 +168,9 @@ impl fmt::Display for Summary {
         if self.suppressed_alerts > 0 {
             write!(
                 f,
-                "alerts from {} further sources suppressed (more than {ALERTS_PER_SECOND} a second, log only)",
-                thousands(self.suppressed_alerts)
+                "alerts from {} further sources suppressed (more than {} a second, log only)",
+                thousands(self.suppressed_alerts),
+                thousands(u64::from(ALERTS_PER_SECOND))
             )?;
             if self.sources == 0 {
                 return Ok(());
