@@ -453,6 +453,28 @@ pub struct ReplaySession<'r> {
 
 /// Up to [`FrameBatch::CAPACITY`] frames copied out of a capture reader, for
 /// [`ReplaySession::feed_batch`].
+///
+/// # Examples
+///
+/// ```
+/// use portsentry_core::replay::{FrameBatch, Replay};
+/// use portsentry_core::source::pcap::Frame;
+/// use portsentry_core::{Config, LinkType, Timestamp};
+///
+/// // An IPv4 TCP SYN from 203.0.113.1 to 203.0.113.2, port 1 (a classic TCP_PORTS port).
+/// let mut syn = vec![0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 203, 0, 113, 1, 203, 0, 113, 2];
+/// syn.extend_from_slice(&[0x9c, 0x40, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02, 4, 0, 0, 0, 0, 0]);
+/// let frame = Frame { record: 1, at: Timestamp::from_secs(5), link: LinkType::RawIp, data: &syn, original_len: 40 };
+///
+/// let replay = Replay::builder(&Config::default()).build().unwrap();
+/// let mut session = replay.session();
+/// let mut batch = FrameBatch::new();
+/// assert!(batch.push(&frame));
+/// let mut alerts = 0;
+/// session.feed_batch(&batch, |event| alerts += u32::from(event.kind_str() == "alert"));
+/// assert_eq!(alerts, 1); // SCAN_TRIGGER 0: the first probe alarms
+/// assert_eq!(session.finish().summary.frames, 1);
+/// ```
 #[derive(Debug, Default)]
 pub struct FrameBatch {
     bytes: Vec<u8>,
