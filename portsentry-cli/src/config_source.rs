@@ -65,6 +65,9 @@ pub(crate) struct Checked {
     pub(crate) state_dir: PathBuf,
     /// The parsed ignore file, when one is set and exists.
     pub(crate) ignore: Option<IgnoreList>,
+    /// Everything that lets someone other than root control the configuration, the ignore
+    /// file or a file root writes; when there is any, `config` was [disarmed](permissions::disarm).
+    pub(crate) findings: Vec<PermissionFinding>,
     pub(crate) warnings: Vec<String>,
 }
 
@@ -91,15 +94,17 @@ pub(crate) enum Failure {
     },
 }
 
-/// Loads the configuration from `origin`, then the ignore file it names, and checks the
-/// permissions of both. Every problem of both files is collected.
+/// Loads the configuration from `origin`, then the ignore file it names, each read once from
+/// one descriptor whose whole path is checked ([`permissions::read_checked`]); when running
+/// as root, the files root writes are checked too. Every problem of both files is collected;
+/// a permission finding disarms the configuration ([`permissions::disarm`]: log only).
 pub(crate) fn load(origin: Origin) -> Result<Checked, Failure> {
     let loaded = match origin.path() {
-        Some(path) => Config::load(path),
-        None => Config::parse_str(DEFAULT_CONF, DEFAULT_ORIGIN),
+        Some(path) => Config::load_checked(path),
+        None => Config::parse_str(DEFAULT_CONF, DEFAULT_ORIGIN).map(|l| (l, Vec::new())),
     };
-    let (mut config, mut warnings) = match loaded {
-        Ok(loaded) => (loaded.config, shown(&loaded.warnings)),
+    let (mut config, mut warnings, mut findings) = match loaded {
+        Ok((loaded, findings)) => (loaded.config, shown(&loaded.warnings), findings),
         Err(ConfigError::Invalid {
             problems, warnings, ..
         }) => {
@@ -114,6 +119,16 @@ pub(crate) fn load(origin: Origin) -> Result<Checked, Failure> {
     config.resolve_state_paths(&state_dir);
     let ignore = match &config.ignore_file {
         None => None,
+        Some(path) if !findings.is_empty() => {
+            // The name comes from a file others control: root reads nothing it names.
+            warnings.push(format!(
+                "{}: IGNORE_FILE {} is not read while the configuration is not root's alone \
+                 (see below): no address is ignored through it",
+                origin_label(&origin),
+                path.display()
+            ));
+            None
+        }
         Some(path) if !path.exists() => {
             warnings.push(format!(
                 "{}: IGNORE_FILE {} does not exist: no address is ignored through it",
@@ -122,8 +137,11 @@ pub(crate) fn load(origin: Origin) -> Result<Checked, Failure> {
             ));
             None
         }
-        Some(path) => match IgnoreList::load(path) {
-            Ok(list) => Some(list),
+        Some(path) => match IgnoreList::load_checked(path) {
+            Ok((list, found)) => {
+                findings.extend(found);
+                Some(list)
+            }
             Err(IgnoreError::Invalid { problems, .. }) => {
                 return Err(Failure::Invalid {
                     problems: shown::<IgnoreProblem>(&problems),
@@ -133,14 +151,29 @@ pub(crate) fn load(origin: Origin) -> Result<Checked, Failure> {
             Err(err) => return Err(Failure::Unreadable(err.to_string())),
         },
     };
-    warnings.extend(shown::<PermissionFinding>(
-        &permissions::check_config_files(origin.path(), &config),
-    ));
+    if let Some(group) = &config.control_group
+        && let Err(e) = crate::run::resolve_group(group, Path::new(crate::run::GROUP_FILE))
+    {
+        warnings.push(format!(
+            "{}: {e:#}: the detector will not start",
+            origin_label(&origin)
+        ));
+    }
+    if config::running_as_root() {
+        for file in permissions::written_files(&config) {
+            findings.extend(permissions::check_written_file(file));
+        }
+    }
+    if !findings.is_empty() {
+        permissions::disarm(&mut config);
+    }
+    warnings.extend(shown::<PermissionFinding>(&findings));
     Ok(Checked {
         origin,
         config,
         state_dir,
         ignore,
+        findings,
         warnings,
     })
 }

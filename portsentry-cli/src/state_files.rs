@@ -6,16 +6,19 @@
 //!   `modes`, `monitored_ports` (mode → count), `commands_enabled`, `blocks` (array of
 //!   `address`, `blocked_at`, `expires_at` (null: never), `mode`, `port`), `counters`
 //!   (`alerts`, `below_trigger`, `ignored`, `already_blocked`, `already_alerted`,
-//!   `not_monitored`, `tracked_sources`, `skipped` (reason → count), `capture` (`received`,
+//!   `not_monitored`, `not_blocked_by_limits` (alerts refused by `MAX_BLOCKS`/`BLOCK_RATE`),
+//!   `pending_blocks`, `tracked_sources`, `skipped` (reason → count), `capture` (`received`,
 //!   `dropped`, `delivered`) or null, `capture_errors`, `dispatch` (`queued`, `processed`,
 //!   `dropped_alerts`, `dropped_releases`, `dropped_notices`), `accept_failures`),
 //!   `bind_failures`.
 //! * `portsentry.sock`: the control socket (see `run::control`).
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use portsentry_core::engine::EngineStatus;
-use portsentry_core::respond::{address_text, blocked_file};
+use portsentry_core::respond::address_text;
+use portsentry_core::state_file;
 use serde_json::{Value, json};
 
 /// The status file's schema version.
@@ -86,6 +89,8 @@ pub(crate) fn status_json(meta: &StatusMeta, status: &EngineStatus) -> Value {
             "already_blocked": d.already_blocked,
             "already_alerted": d.already_alerted,
             "not_monitored": d.not_monitored,
+            "not_blocked_by_limits": d.limited,
+            "pending_blocks": d.blocks.pending,
             "tracked_sources": d.tracker.tracked,
             "tracker": {
                 "full_slots": d.tracker.tracked,
@@ -124,11 +129,13 @@ pub(crate) fn status_json(meta: &StatusMeta, status: &EngineStatus) -> Value {
     })
 }
 
-/// Writes the status document atomically.
+/// Writes the status document atomically, never through a link
+/// ([`state_file::write_atomic`]).
 pub(crate) fn write_status(path: &Path, document: &Value) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(document)?;
     text.push('\n');
-    blocked_file::write_atomic(path, &text)?;
+    state_file::write_atomic(path, text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(())
 }
 
@@ -142,4 +149,44 @@ pub(crate) fn unix_now() -> u64 {
 /// True when a process with `pid` exists (and is not a zombie we could not tell apart).
 pub(crate) fn process_alive(pid: u64) -> bool {
     pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Creates the state directory when missing (mode 0755) and, when running as root, refuses
+/// to go on unless it (and the pid file's directory) is owned by root and writable by root
+/// only, along its whole path (links, their directories and targets included): the status
+/// file, the control socket and the block table are written there as root.
+///
+/// # Errors
+///
+/// When the directory cannot be created, or a permission finding names a path on the way.
+pub(crate) fn prepare_state_directory(
+    state_dir: &Path,
+    pid_file: Option<&Path>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(state_dir)
+        .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
+    if !portsentry_core::config::running_as_root() {
+        return Ok(());
+    }
+    let mut findings = portsentry_core::permissions::check_file(state_dir)
+        .with_context(|| format!("cannot check the state directory {}", state_dir.display()))?;
+    if let Some(pid_file) = pid_file {
+        findings.extend(portsentry_core::permissions::check_written_file(pid_file));
+    }
+    if let Some(first) = findings.first() {
+        let all: Vec<String> = findings.iter().map(ToString::to_string).collect();
+        anyhow::bail!(
+            "the state directory {} is not safe for root's files (status, control socket, \
+             block table): {}; make it owned by root and writable by root only \
+             (first finding: {})",
+            state_dir.display(),
+            all.join("; "),
+            first.culprit.display()
+        );
+    }
+    Ok(())
 }

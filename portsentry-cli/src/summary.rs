@@ -72,6 +72,12 @@ pub(crate) fn render(checked: &Checked) -> String {
         .map_or_else(|| "0 (blocks never expire)".to_owned(), seconds);
     r.item("BLOCK_TIMEOUT", timeout);
     r.item("PORT_BANNER", text_or_none(c.port_banner.as_deref()));
+    r.item(
+        "CONTROL_GROUP",
+        c.control_group
+            .as_deref()
+            .map_or_else(|| "none (root only)".to_owned(), ToOwned::to_owned),
+    );
 
     r.section("detection");
     let trigger = match c.scan_trigger {

@@ -288,6 +288,60 @@ fn permission_findings_are_warnings() {
     assert!(r.stderr.contains("blocking commands will not run"));
 }
 
+/// A configuration others can write must not make root read (and echo in its errors) a file
+/// it names: the ignore file is not read at all then.
+#[test]
+fn an_untrusted_configuration_names_no_file_root_reads() {
+    let scratch = Scratch::new("untrusted");
+    let secret = scratch.write("secret", "root:$6$not-for-you\n", 0o600);
+    let conf = scratch.write(
+        "portsentry.conf",
+        &format!("TCP_PORTS=\"1\"\nIGNORE_FILE=\"{}\"\n", secret.display()),
+        0o666,
+    );
+    let r = check(&conf);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "IGNORE_FILE {} is not read while the configuration is not root's alone",
+            secret.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("not-for-you") && !r.stdout.contains("not-for-you"));
+}
+
+/// A state directory others can write (the issue: under `/tmp`) let them plant links and
+/// sockets where root writes: the daemon now refuses to start, naming it, before it opens
+/// anything.
+#[test]
+fn a_state_directory_others_can_write_stops_the_daemon() {
+    if !is_root() {
+        eprintln!("skipped: needs root (the check is for root's files)");
+        return;
+    }
+    let scratch = Scratch::new("state");
+    let conf = scratch.write("portsentry.conf", "TCP_PORTS=\"1\"\n", 0o644);
+    let state = scratch.0.join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r =
+        run(portsentry(&["-c", conf.to_str().unwrap(), "--mode", "tcp"])
+            .env("STATE_DIRECTORY", &state));
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "the state directory {} is not safe for root's files",
+            state.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("mode 0777"), "{}", r.stderr);
+    assert!(!state.join("portsentry.sock").exists());
+}
+
 #[test]
 fn ignore_file_is_loaded_and_its_errors_are_fatal() {
     let scratch = Scratch::new("ignore");
@@ -453,6 +507,66 @@ fn debian_file_when_installed() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(r.stdout.contains("ports:"));
     assert!(!r.stderr.contains("unknown key"), "{}", r.stderr);
+}
+
+/// Runs `portsentry args...` under python3 and returns its exit code, stderr and peak
+/// resident memory in KiB (`getrusage(RUSAGE_CHILDREN)` of the python process, whose only
+/// child is portsentry); `None` without python3.
+fn peak_memory(args: &[&str]) -> Option<(i32, String, u64)> {
+    let script = "import resource, subprocess, sys\n\
+                  r = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)\n\
+                  sys.stderr.write(r.stderr.decode(errors='replace'))\n\
+                  print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n";
+    let out = Command::new("python3")
+        .args(["-c", script, env!("CARGO_BIN_EXE_portsentry")])
+        .args(args)
+        .env_remove("PORTSENTRY_CONFIG")
+        .output()
+        .ok()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut words = stdout.split_whitespace();
+    let code = words.next()?.parse().ok()?;
+    let kib = words.next()?.parse().ok()?;
+    Some((code, String::from_utf8_lossy(&out.stderr).into_owned(), kib))
+}
+
+/// The issue's reproduction: `check-config -c /dev/zero` (or `IGNORE_FILE="/dev/zero"`) grew
+/// to 2.1 GB before failing. Now the read stops past 1 MiB, with a clear message and a peak
+/// resident size under 64 MiB.
+#[test]
+fn endless_files_are_refused_without_filling_memory() {
+    let Some((code, stderr, kib)) = peak_memory(&["check-config", "-c", "/dev/zero"]) else {
+        eprintln!("skipped: needs python3 to measure the peak memory of the child");
+        return;
+    };
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("/dev/zero is larger than 1048576 bytes: refused"),
+        "{stderr}"
+    );
+    assert!(kib < 64 * 1024, "peak RSS {kib} KiB");
+    eprintln!("check-config -c /dev/zero: peak RSS {kib} KiB");
+
+    let dir = Scratch::new("zero");
+    let conf = dir.write(
+        "p.conf",
+        "TCP_PORTS=\"1\"\nIGNORE_FILE=\"/dev/zero\"\n",
+        0o644,
+    );
+    let (code, stderr, kib) = peak_memory(&["check-config", "-c", conf.to_str().unwrap()]).unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("ignore file /dev/zero is larger than 1048576 bytes"),
+        "{stderr}"
+    );
+    assert!(kib < 64 * 1024, "peak RSS {kib} KiB");
+    // Just below the limit still loads (comments only).
+    let big = dir.write(
+        "big.conf",
+        &format!("TCP_PORTS=\"1\"\n{}\n", "#".repeat(1_000_000)),
+        0o644,
+    );
+    assert_eq!(check(&big).code, Some(0));
 }
 
 #[path = "cli/replay.rs"]

@@ -21,6 +21,8 @@
 //! 4. **Tracker.** Distinct (protocol, port) pairs inside `SCAN_WINDOW`
 //!    (see [`crate::tracker`]). Below `SCAN_TRIGGER`: [`Event::BelowTrigger`]. Reaching it:
 //!    [`Event::Alert`], and the source is marked pending unless the response is log-only.
+//!    An alert that asks for a block beyond `MAX_BLOCKS` or `BLOCK_RATE`
+//!    ([`crate::block_limits`]) is an [`Event::Limited`] instead: nothing is pending.
 //!    Within one window after an alert, a source that is not blocked gets
 //!    [`Event::AlreadyAlerted`] (log-only sources, failed blocks): one alert per source per
 //!    window, not one per packet. After that window its count starts again from zero.
@@ -45,7 +47,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::block_table::{BlockRecord, BlockStats, BlockTable, DEFAULT_PENDING_TIMEOUT};
+use crate::block_limits::BlockLimits;
+use crate::block_table::{
+    BlockRecord, BlockState, BlockStats, BlockTable, DEFAULT_PENDING_TIMEOUT, JournalEntry,
+};
 use crate::config::{BlockMode, Config};
 use crate::event::{Alert, Event, Release};
 use crate::hash::HashSeed;
@@ -92,6 +97,15 @@ pub struct RestoreSummary {
     /// Blocks of addresses now on the never-block list: restored as already expired, so the
     /// next [`Detector::expire`] releases them (their firewall entries get removed).
     pub released_protected: usize,
+    /// Pending blocks (their actions may have run before a crash or a stop), pending again
+    /// from the restore: the caller re-applies their actions and reports with
+    /// [`crate::block_outcome::settle_reapply`], which records or undoes them.
+    pub completed_pending: usize,
+    /// Those pending blocks, as they are pending now.
+    pub completing: Vec<BlockRecord>,
+    /// Releases that had not reported: their release actions must run again (returned by
+    /// [`Detector::restore_journal`] for the caller to hand to the responders).
+    pub resumed_releases: Vec<Release>,
 }
 
 /// Counts of the events returned so far, plus the tracker's and block table's counters.
@@ -106,6 +120,9 @@ pub struct DetectorStats {
     pub below_trigger: u64,
     /// [`Event::Alert`] returned.
     pub alerts: u64,
+    /// [`Event::Limited`] returned (alerts not blocked because of `MAX_BLOCKS` or
+    /// `BLOCK_RATE`).
+    pub limited: u64,
     /// [`Event::AlreadyBlocked`] returned.
     pub already_blocked: u64,
     /// [`Event::AlreadyAlerted`] returned.
@@ -263,6 +280,7 @@ impl DetectorBuilder {
                 .never_block
                 .protect_infrastructure(c.never_block_infrastructure),
             blocks: BlockTable::new(c.max_tracked_sources, self.pending_timeout),
+            limits: BlockLimits::new(c.max_blocks, c.block_rate),
             tracker,
             scan_trigger: c.scan_trigger,
             detect_ack_scans: c.detect_ack_scans,
@@ -324,6 +342,7 @@ pub struct Detector {
     never_block: NeverBlock,
     tracker: Tracker,
     blocks: BlockTable,
+    limits: BlockLimits,
     scan_trigger: u32,
     detect_ack_scans: bool,
     block_tcp: BlockMode,
@@ -393,16 +412,25 @@ impl Detector {
                     Protocol::Tcp => self.block_tcp,
                     Protocol::Udp => self.block_udp,
                 };
-                if response != BlockMode::LogOnly {
-                    self.blocks.mark_pending(probe.source, probe.at);
-                }
-                self.stats.alerts += 1;
-                Event::Alert(Alert {
+                let alert = Alert {
                     probe: *probe,
                     mode,
                     distinct_ports,
                     response,
-                })
+                };
+                if response != BlockMode::LogOnly {
+                    if let Err(limit) = self.limits.admit(self.blocks.active_count(), probe.at) {
+                        self.stats.limited += 1;
+                        return Event::Limited { alert, limit };
+                    }
+                    self.blocks.mark_pending(BlockRecord::from_alert(
+                        &alert,
+                        probe.at,
+                        self.block_timeout,
+                    ));
+                }
+                self.stats.alerts += 1;
+                Event::Alert(alert)
             }
         }
     }
@@ -414,7 +442,10 @@ impl Detector {
     ///
     /// # Errors
     ///
-    /// [`BlockError::NeverBlock`] when the address is on the never-block list now.
+    /// [`BlockError::NeverBlock`] when the address is on the never-block list now: nothing is
+    /// recorded as blocked, and the journal holds the block as releasing until the caller's
+    /// undo (the release of [`BlockRecord::from_alert`] at `at`) reported
+    /// ([`Detector::confirm_released`]).
     pub fn record_block(
         &mut self,
         alert: &Alert,
@@ -422,12 +453,26 @@ impl Detector {
     ) -> Result<BlockRecord, BlockError> {
         let address = alert.probe.source.to_canonical();
         if let Some(reason) = self.never_block.check(address) {
+            // Its actions ran: the journal keeps it as releasing until the undo reported.
             self.blocks.record_failed(address);
+            self.blocks
+                .resume_release(BlockRecord::from_alert(alert, at, self.block_timeout), at);
             return Err(BlockError::NeverBlock { address, reason });
         }
         let record = BlockRecord::from_alert(alert, at, self.block_timeout);
         self.blocks.record_block(record);
         Ok(record)
+    }
+
+    /// Records that the re-applied actions of a pending block restored from the journal
+    /// succeeded: `record` is in force now. Does nothing (and returns false) unless its
+    /// address is still pending.
+    pub fn confirm_pending(&mut self, record: BlockRecord) -> bool {
+        if !self.blocks.is_pending(record.address) {
+            return false;
+        }
+        self.blocks.record_block(record);
+        true
     }
 
     /// Records that the block actions for `address` failed: nothing is recorded as blocked.
@@ -458,11 +503,36 @@ impl Detector {
         self.blocks.requeue(release, retry_at);
     }
 
-    /// Ends the block of `address` now (an administrator's unblock); `None` if not blocked.
+    /// Ends the block of `address` now (an administrator's unblock); `None` if it is neither
+    /// blocked nor pending. The release stays outstanding in the journal until
+    /// [`Detector::confirm_released`].
     pub fn unblock(&mut self, address: IpAddr, now: Timestamp) -> Option<Release> {
         let release = self.blocks.release(address, now)?;
         self.tracker.forget(release.address);
         Some(release)
+    }
+
+    /// Records that the release actions for `address` reported: the journal forgets the
+    /// release. Returns true if one was outstanding.
+    pub fn confirm_released(&mut self, address: IpAddr) -> bool {
+        self.blocks.confirm_released(address)
+    }
+
+    /// Ends at `now` every block and pending block of an address that is on the
+    /// never-block list now (its own address, a gateway or resolver that appeared after the
+    /// block, an ignore-file entry added by a reload) and returns their releases.
+    pub fn release_protected(&mut self, now: Timestamp) -> Vec<Release> {
+        let protected: Vec<IpAddr> = self
+            .blocks
+            .journal()
+            .filter(|e| e.state != BlockState::Releasing)
+            .map(|e| e.record.address)
+            .filter(|&a| self.never_block.check(a).is_some())
+            .collect();
+        protected
+            .into_iter()
+            .filter_map(|a| self.unblock(a, now))
+            .collect()
     }
 
     /// The earliest time at which [`Detector::expire`] may release something.
@@ -500,9 +570,68 @@ impl Detector {
         self.blocks.records()
     }
 
-    /// The current blocks in the `BLOCKED_FILE` text format.
+    /// Restores the journal read from `BLOCKED_FILE` at `now` (see
+    /// [`crate::block_table::parse_journal`]): blocks as with [`Detector::restore_blocks`];
+    /// pending blocks as blocks (the caller re-applies their actions, which completes them);
+    /// outstanding releases as outstanding again, returned in
+    /// [`RestoreSummary::resumed_releases`] for the caller to run.
+    pub fn restore_journal(
+        &mut self,
+        entries: impl IntoIterator<Item = JournalEntry>,
+        now: Timestamp,
+    ) -> RestoreSummary {
+        let mut blocks = Vec::new();
+        let mut summary = RestoreSummary::default();
+        for entry in entries {
+            match entry.state {
+                BlockState::Releasing => summary
+                    .resumed_releases
+                    .push(self.blocks.resume_release(entry.record, now)),
+                BlockState::Pending if self.never_block.check(entry.record.address).is_some() => {
+                    summary
+                        .resumed_releases
+                        .push(self.blocks.resume_release(entry.record, now));
+                }
+                BlockState::Pending => {
+                    // Pending from now: the pending timeout counts from the completion.
+                    let record = BlockRecord {
+                        blocked_at: now,
+                        ..entry.record
+                    };
+                    if self.blocks.mark_pending(record) {
+                        summary.completed_pending += 1;
+                        summary.completing.push(record);
+                    }
+                }
+                BlockState::Blocked => blocks.push(entry.record),
+            }
+        }
+        let restored = self.restore_blocks(blocks);
+        RestoreSummary {
+            restored: restored.restored,
+            released_protected: restored.released_protected,
+            ..summary
+        }
+    }
+
+    /// Every entry of the block journal (pending, blocked, releasing).
+    pub fn journal(&self) -> impl Iterator<Item = JournalEntry> + '_ {
+        self.blocks.journal()
+    }
+
+    /// The block journal in the `BLOCKED_FILE` text format.
     pub fn blocks_text(&self) -> String {
-        self.blocks.to_text()
+        self.blocks.journal_text()
+    }
+
+    /// The limits on blocks (`MAX_BLOCKS`, `BLOCK_RATE`) in force.
+    pub fn limits(&self) -> &BlockLimits {
+        &self.limits
+    }
+
+    /// True when the block of `address` is pending (its actions have not reported).
+    pub fn is_pending(&self, address: IpAddr) -> bool {
+        self.blocks.is_pending(address)
     }
 
     /// True when `address` is blocked or its block is pending.
@@ -615,6 +744,7 @@ impl Detector {
         self.block_tcp = config.block_tcp;
         self.block_udp = config.block_udp;
         self.block_timeout = config.block_timeout;
+        self.limits.set(config.max_blocks, config.block_rate);
         self.never_block = self
             .never_block
             .clone()

@@ -24,10 +24,15 @@ pub enum IgnoreReason {
     Resolver,
     /// The source is a loopback address.
     Loopback,
+    /// The source is an address no real host sends from: unspecified, broadcast,
+    /// multicast or reserved (`0.0.0.0/8`, `224.0.0.0/4`, `240.0.0.0/4` with
+    /// `255.255.255.255`, `::`, `ff00::/8`). Only a forged packet carries one.
+    Reserved,
 }
 
 impl IgnoreReason {
-    /// A short stable name: `ignore_file`, `own_address`, `gateway`, `resolver`, `loopback`.
+    /// A short stable name: `ignore_file`, `own_address`, `gateway`, `resolver`, `loopback`,
+    /// `reserved`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::IgnoreFile => "ignore_file",
@@ -35,6 +40,7 @@ impl IgnoreReason {
             Self::Gateway => "gateway",
             Self::Resolver => "resolver",
             Self::Loopback => "loopback",
+            Self::Reserved => "reserved",
         }
     }
 }
@@ -50,6 +56,34 @@ pub struct Alert {
     pub distinct_ports: u32,
     /// What the configuration says to do (`BLOCK_TCP`/`BLOCK_UDP`).
     pub response: BlockMode,
+}
+
+/// Which limit kept an alert from becoming a block (see [`Event::Limited`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BlockLimit {
+    /// `MAX_BLOCKS` sources are blocked (or being blocked) already.
+    MaxBlocks,
+    /// `BLOCK_RATE` new blocks were made in the last minute.
+    Rate,
+}
+
+impl BlockLimit {
+    /// A short stable name: `max_blocks` or `block_rate`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MaxBlocks => "max_blocks",
+            Self::Rate => "block_rate",
+        }
+    }
+
+    /// The configuration key that sets the limit: `MAX_BLOCKS` or `BLOCK_RATE`.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Self::MaxBlocks => "MAX_BLOCKS",
+            Self::Rate => "BLOCK_RATE",
+        }
+    }
 }
 
 /// A block expired (`BLOCK_TIMEOUT`): release actions should run.
@@ -93,6 +127,16 @@ pub enum Event {
     },
     /// The source crossed the trigger.
     Alert(Alert),
+    /// The source crossed the trigger and its alert asks for a block, but a limit on blocks
+    /// (`MAX_BLOCKS`, `BLOCK_RATE`) refused it: nothing runs and nothing is recorded as
+    /// blocked. Callers count these and report them in a summary (a forged flood must not
+    /// turn into a flood of actions or of log lines).
+    Limited {
+        /// The alert that was not acted on.
+        alert: Alert,
+        /// The limit that refused it.
+        limit: BlockLimit,
+    },
     /// The source is already blocked (or its block is being made right now); no action runs
     /// again.
     AlreadyBlocked(Probe),
@@ -114,19 +158,20 @@ impl Event {
             | Self::BelowTrigger { probe, .. }
             | Self::AlreadyBlocked(probe)
             | Self::AlreadyAlerted(probe) => Some(probe),
-            Self::Alert(alert) => Some(&alert.probe),
+            Self::Alert(alert) | Self::Limited { alert, .. } => Some(&alert.probe),
             Self::Released(_) => None,
         }
     }
 
     /// A short stable name of the event kind: `not_monitored`, `ignored`, `below_trigger`,
-    /// `alert`, `already_blocked`, `released`, `already_alerted`.
+    /// `alert`, `limited`, `already_blocked`, `released`, `already_alerted`.
     pub const fn kind_str(&self) -> &'static str {
         match self {
             Self::NotMonitored(_) => "not_monitored",
             Self::Ignored { .. } => "ignored",
             Self::BelowTrigger { .. } => "below_trigger",
             Self::Alert(_) => "alert",
+            Self::Limited { .. } => "limited",
             Self::AlreadyBlocked(_) => "already_blocked",
             Self::Released(_) => "released",
             Self::AlreadyAlerted(_) => "already_alerted",

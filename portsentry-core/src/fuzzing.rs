@@ -6,8 +6,10 @@
 //! meant for fuzzing and tests only; they are not part of the stable API.
 
 use crate::Timestamp;
+use crate::block_table::{format_journal, parse_journal};
 use crate::classify::{LinkType, classify, classify_general};
 use crate::config::{Config, ConfigError, conf_file};
+use crate::control::{self, Answer, Request};
 use crate::ignore::{IgnoreError, IgnoreList};
 
 /// `classify` never panics, for any bytes and any link type, and its fast paths agree with
@@ -104,4 +106,66 @@ pub fn ignore_file_invariants(data: &[u8]) {
         }
         Err(other) => panic!("parse reads no file, yet: {other}"),
     }
+}
+
+/// The `BLOCKED_FILE` reader never panics on any text; a journal it accepts holds canonical
+/// addresses, and writing it back out parses to the same entries (in the written order).
+///
+/// # Panics
+///
+/// When one of those invariants does not hold.
+pub fn blocked_file_invariants(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match parse_journal(&text) {
+        Ok(entries) => {
+            for e in &entries {
+                assert_eq!(e.record.address, e.record.address.to_canonical(), "{e}");
+            }
+            let written = format_journal(&entries);
+            let again = match parse_journal(&written) {
+                Ok(again) => again,
+                Err(e) => panic!("an accepted journal does not parse back: {e}\n{written}"),
+            };
+            let mut sorted = entries;
+            sorted.sort_by_key(|e| (e.record.address, e.state));
+            assert_eq!(again, sorted);
+            assert_eq!(format_journal(&again), written);
+        }
+        Err(e) => {
+            let lines = text.lines().count();
+            assert!((1..=lines).contains(&e.line), "{e}");
+            let _ = e.to_string();
+        }
+    }
+}
+
+/// The control-socket protocol never panics on any bytes: a request it accepts formats back
+/// to a line that parses to the same request, a refusal's message fits on one line, and any
+/// text read as an answer formats back to one line that reads as the same answer.
+///
+/// # Panics
+///
+/// When one of those invariants does not hold.
+pub fn control_invariants(data: &[u8]) {
+    match control::parse_request(data) {
+        Ok(request) => {
+            assert!(data.len() <= control::MAX_LINE);
+            let line = request.to_string();
+            assert_eq!(control::parse_request(line.as_bytes()), Ok(request));
+            let Request::Unblock(address) = request;
+            for answer in [Answer::Released(address), Answer::NotBlocked(address)] {
+                assert_eq!(control::parse_answer(&answer.to_string()), answer);
+            }
+        }
+        Err(error) => {
+            let answer = Answer::Error(error.to_string()).to_string();
+            assert!(!answer.contains('\n'), "{answer:?}");
+        }
+    }
+    let text = String::from_utf8_lossy(data);
+    let answer = control::parse_answer(&text);
+    let line = answer.to_string();
+    assert!(!line.contains(['\n', '\r']), "{line:?}");
+    let again = control::parse_answer(&line);
+    assert_eq!(control::parse_answer(&again.to_string()), again, "{line:?}");
 }

@@ -41,6 +41,7 @@ use ipnet::IpNet;
 
 use crate::located::Located;
 use crate::net_table::NetTable;
+use crate::permissions::{self, PermissionFinding, ReadError};
 
 /// One invalid line of an ignore file: `file:line: message` when displayed.
 pub type IgnoreProblem = Located<IgnoreProblemKind>;
@@ -84,6 +85,15 @@ pub enum IgnoreError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The file holds more than [`MAX_INPUT_BYTES`](crate::permissions::MAX_INPUT_BYTES)
+    /// (1 MiB); it was not read further.
+    #[error("ignore file {} is larger than {limit} bytes: refused", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
     },
     /// One or more lines are invalid; all of them are listed, in line order.
     #[error("{file}: {} invalid line(s); first: {}", problems.len(), problems.first().map(ToString::to_string).unwrap_or_default())]
@@ -185,24 +195,48 @@ impl IgnoreList {
         }
     }
 
-    /// Reads and parses the ignore file at `path`.
+    /// Reads and parses the ignore file at `path` (at most
+    /// [`MAX_INPUT_BYTES`](crate::permissions::MAX_INPUT_BYTES)).
     ///
     /// # Errors
     ///
-    /// [`IgnoreError::Read`] when the file cannot be read;
-    /// [`IgnoreError::Invalid`] listing every invalid line otherwise.
+    /// As [`IgnoreList::load_checked`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self, IgnoreError> {
+        Self::load_checked(path).map(|(list, _)| list)
+    }
+
+    /// Reads the ignore file at `path` once, from one descriptor, and parses it, with the
+    /// permission findings of its whole path ([`permissions::read_checked`]): the daemon
+    /// takes no root action while there is any.
+    ///
+    /// # Errors
+    ///
+    /// [`IgnoreError::Read`] when the file cannot be read; [`IgnoreError::TooLarge`] above
+    /// 1 MiB; [`IgnoreError::Invalid`] listing every invalid line otherwise.
+    pub fn load_checked(
+        path: impl AsRef<Path>,
+    ) -> Result<(Self, Vec<PermissionFinding>), IgnoreError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| IgnoreError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let file =
+            permissions::read_checked(path, permissions::MAX_INPUT_BYTES).map_err(|error| {
+                match error {
+                    ReadError::TooLarge { limit, .. } => IgnoreError::TooLarge {
+                        path: path.to_owned(),
+                        limit,
+                    },
+                    ReadError::Io { source, .. } => IgnoreError::Read {
+                        path: path.to_owned(),
+                        source,
+                    },
+                }
+            })?;
         // Bytes that are not UTF-8 become U+FFFD: harmless in a comment, and never part of
         // a valid address, so such an entry is reported as invalid.
-        Self::parse(
-            &String::from_utf8_lossy(&bytes),
+        let list = Self::parse(
+            &String::from_utf8_lossy(&file.bytes),
             &path.display().to_string(),
-        )
+        )?;
+        Ok((list, file.findings))
     }
 }
 

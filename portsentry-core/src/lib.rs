@@ -73,7 +73,9 @@ pub use probe::{Probe, Protocol, ScanKind, TcpFlags, Timestamp};
 /// The version of this crate, as Cargo knows it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+pub mod banner_gate;
 pub mod config;
+pub mod control;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ignore;
@@ -81,13 +83,14 @@ pub mod located;
 mod net_table;
 pub mod permissions;
 pub mod ports;
+pub mod state_file;
 
 pub use config::{BlockMode, Config, HistoryFormat};
 pub use ports::PortSet;
 pub mod event;
 pub mod mode;
 
-pub use event::{Alert, Event, IgnoreReason, Release};
+pub use event::{Alert, BlockLimit, Event, IgnoreReason, Release};
 pub use mode::Mode;
 #[cfg(all(feature = "capture", target_os = "linux"))]
 pub mod capture;
@@ -107,6 +110,8 @@ pub use respond::{
 pub use ignore::IgnoreList;
 
 pub use classify::{LinkType, Skip, SkipCounts, classify};
+pub mod block_limits;
+pub mod block_outcome;
 pub mod block_table;
 pub mod detector;
 pub mod hash;

@@ -1,6 +1,8 @@
 //! [`NeverBlock`]: the addresses the detector never counts or blocks, with the reason.
 //!
-//! Loopback is always protected. The caller adds this host's own addresses, its default
+//! Loopback is always protected, and so are the addresses no real host sends from
+//! (unspecified, broadcast, multicast, reserved: [`is_reserved`]), which only a forged packet
+//! carries. The caller adds this host's own addresses, its default
 //! gateways and resolvers (protected while [`NeverBlock::protect_infrastructure`] is on, the
 //! `NEVER_BLOCK_GATEWAYS` default), and the ignore file's networks (a list of
 //! [`IpNet`], as the ignore-file parser produces). These are the addresses a spoofer would forge
@@ -18,6 +20,32 @@ use ipnet::IpNet;
 
 use crate::event::IgnoreReason;
 use crate::net_table::{self, NetTable};
+
+/// True for a source address that no real host uses, so that only a forged packet carries
+/// it: `0.0.0.0/8` (unspecified, "this network"), `224.0.0.0/4` (multicast), `240.0.0.0/4`
+/// (reserved, with the broadcast `255.255.255.255`), `::` and `ff00::/8` (multicast).
+/// IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
+///
+/// # Examples
+///
+/// ```
+/// use portsentry_core::never_block::is_reserved;
+/// for a in ["0.0.0.0", "0.1.2.3", "255.255.255.255", "224.0.0.1", "240.0.0.9", "::", "ff02::1", "::ffff:224.0.0.1"] {
+///     assert!(is_reserved(a.parse().unwrap()), "{a}");
+/// }
+/// for a in ["203.0.113.1", "2001:db8::1", "223.255.255.255"] {
+///     assert!(!is_reserved(a.parse().unwrap()), "{a}");
+/// }
+/// ```
+pub fn is_reserved(addr: IpAddr) -> bool {
+    match addr.to_canonical() {
+        IpAddr::V4(v4) => {
+            let first = v4.octets()[0];
+            first == 0 || first >= 224
+        }
+        IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
+    }
+}
 
 /// The never-block list: loopback, own addresses, gateways, resolvers and the ignore file.
 ///
@@ -132,14 +160,18 @@ impl NeverBlock {
 
     /// Why `addr` must never be counted or blocked, or `None` when it may be.
     ///
-    /// Reasons are checked in the order loopback, own address, gateway, resolver, ignore file.
-    /// Allocates nothing.
+    /// Reasons are checked in the order loopback, reserved, own address, gateway, resolver,
+    /// ignore file. Allocates nothing.
     // Kept out of `Detector::observe`: inlined there, it made the spoofed-flood path of the
     // `observe` bench about 5% slower although the lookup itself is faster.
     #[inline(never)]
     pub fn check(&self, addr: IpAddr) -> Option<IgnoreReason> {
-        if addr.to_canonical().is_loopback() {
+        let canonical = addr.to_canonical();
+        if canonical.is_loopback() {
             return Some(IgnoreReason::Loopback);
+        }
+        if is_reserved(canonical) {
+            return Some(IgnoreReason::Reserved);
         }
         self.index.best(addr).map(|rank| REASONS[usize::from(rank)])
     }
@@ -240,6 +272,25 @@ mod tests {
             assert_eq!(nb.check(ip(a)), Some(IgnoreReason::IgnoreFile), "{a}");
         }
         assert_eq!(nb.check(ip("198.51.100.1")), None);
+    }
+
+    #[test]
+    fn reserved_sources_are_protected_even_under_an_empty_list() {
+        let nb = NeverBlock::new().protect_infrastructure(false);
+        for a in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "::",
+            "ff02::1",
+            "::ffff:255.255.255.255",
+        ] {
+            assert_eq!(nb.check(ip(a)), Some(IgnoreReason::Reserved), "{a}");
+        }
+        assert_eq!(nb.check(ip("223.0.0.1")), None);
+        assert_eq!(nb.check(ip("1.0.0.0")), None);
     }
 
     #[test]

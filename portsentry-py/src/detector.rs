@@ -241,6 +241,7 @@ impl PyDetector {
         dict.set_item("alerts", s.alerts)?;
         dict.set_item("already_blocked", s.already_blocked)?;
         dict.set_item("already_alerted", s.already_alerted)?;
+        dict.set_item("limited", s.limited)?;
         Ok(dict)
     }
 

@@ -4,9 +4,11 @@
 //!
 //! No Python here: these functions run with the interpreter released.
 
+use portsentry_core::block_outcome::{self, Settled};
 use portsentry_core::config::Config;
 use portsentry_core::detector::DetectorError;
 use portsentry_core::ignore::IgnoreError;
+use portsentry_core::respond::BlockStatus;
 use portsentry_core::tracker::TrackerError;
 use portsentry_core::{
     Alert, BlockMode, Detector, Event, IgnoreList, Mode, NeverBlock, Probe, Timestamp,
@@ -128,16 +130,20 @@ pub(crate) fn step(
     }
 }
 
-/// Records the outcome of an alert's responders: a block that was asked for is recorded when
-/// every responder succeeded, and reported as failed otherwise.
+/// Records the outcome of an alert's responders through the library's one block path
+/// ([`portsentry_core::block_outcome::settle_alert`]): a block that was asked for is recorded
+/// when every responder succeeded, and reported as failed otherwise.
 pub(crate) fn record_outcome(detector: &mut Detector, alert: &Alert, succeeded: bool) {
-    if alert.response == BlockMode::LogOnly {
-        return;
-    }
-    if succeeded {
-        // Refused only for a never-block address, which the detector then records as failed.
-        detector.record_block(alert, alert.probe.at).ok();
-    } else {
-        detector.record_block_failed(alert.probe.source);
+    let status = match (alert.response, succeeded) {
+        (BlockMode::LogOnly, _) => BlockStatus::NotRequested,
+        (_, true) => BlockStatus::Blocked,
+        (_, false) => BlockStatus::Failed,
+    };
+    // A block of an address protected meanwhile is refused there; the Python responders
+    // got the alert only, so there is nothing of theirs to undo: forget the release.
+    if let Settled::Undo { release, .. } =
+        block_outcome::settle_alert(detector, alert, status, alert.probe.at)
+    {
+        block_outcome::settle_release(detector, &release);
     }
 }

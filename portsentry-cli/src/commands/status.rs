@@ -118,7 +118,8 @@ fn render(s: &Value, running: bool, now: u64) -> String {
     if s["commands_enabled"].as_bool() == Some(false) {
         let _ = writeln!(
             out,
-            "blocking commands: DISABLED (the configuration or ignore file is writable by others)"
+            "blocking commands: DISABLED, log only (a path of the configuration, the ignore file \
+             or a file root writes is not root's alone: see the log)"
         );
     }
     let blocks = s["blocks"].as_array().cloned().unwrap_or_default();
@@ -151,6 +152,14 @@ fn render(s: &Value, running: bool, now: u64) -> String {
         n(&c["already_alerted"]),
         n(&c["not_monitored"])
     );
+    if !c["not_blocked_by_limits"].is_null() {
+        let _ = writeln!(
+            out,
+            "  alerts not blocked because of MAX_BLOCKS/BLOCK_RATE {}, blocks pending now {}",
+            n(&c["not_blocked_by_limits"]),
+            n(&c["pending_blocks"])
+        );
+    }
     let _ = writeln!(out, "  sources tracked now: {}", n(&c["tracked_sources"]));
     let t = &c["tracker"];
     if t.is_object() {

@@ -2,7 +2,8 @@
 //!
 //! Order of start, chosen so that every startup error is said on the terminal:
 //!
-//! 1. load the configuration and the ignore file (errors: file:line, exit 1);
+//! 1. load the configuration and the ignore file (errors: file:line, exit 1); as root, check
+//!    that the state directory (and the pid file's) is root's alone (exit 1 otherwise);
 //! 2. open the probe sources: the `AF_PACKET` capture and the connect-mode sockets (no
 //!    privilege: exactly what is missing, exit 77);
 //! 3. bind the control socket (another detector running: exit 1);
@@ -10,18 +11,20 @@
 //! 5. pid file, signal handlers, control thread, the engine (responder thread), then
 //!    `READY=1` to systemd.
 //!
-//! Then the main loop: one engine turn (≤ 200 ms), pending unblock requests, SIGHUP (reload)
-//! and SIGTERM/SIGINT (stop), and the status file every 2 seconds.
+//! Then the main loop: one engine turn (≤ 200 ms), pending unblock requests, SIGHUP (reload;
+//! signals coalesce: one reload at a time, at most one pending, held while the previous
+//! reload's responders finish their jobs), SIGTERM/SIGINT (stop within `STOP_TIMEOUT`; a
+//! second one exits at once), and the status file every 2 seconds.
 
 mod control;
 pub(crate) mod log_sink;
 mod pid_file;
 mod syslog;
 
-pub(crate) use control::request_unblock;
+pub(crate) use control::{ClientError, GROUP_FILE, request_unblock, resolve_group};
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +45,9 @@ use log_sink::{LogFormat, LogTarget, Logger};
 
 /// Exit status: a privilege is missing (sysexits' `EX_NOPERM`).
 pub(crate) const EXIT_NO_PERMISSION: u8 = 77;
+/// Exit status when a second SIGTERM or SIGINT ends a stop at once (128 + SIGTERM, as a
+/// shell reports a process killed by it).
+const EXIT_SECOND_SIGNAL: i32 = 143;
 /// The longest wait of one engine turn (bounds the reaction time to signals).
 const TURN: Duration = Duration::from_millis(200);
 /// How often the status file is rewritten.
@@ -97,6 +103,16 @@ impl Signals {
         let stop = Arc::new(AtomicBool::new(false));
         signal_hook::flag::register(SIGHUP, Arc::clone(&reload)).context("cannot handle SIGHUP")?;
         for signal in [SIGTERM, SIGINT] {
+            // The first SIGTERM or SIGINT asks for a stop (within STOP_TIMEOUT); a second one,
+            // the flag being set already, ends the process at once. The block table on disk
+            // is always consistent (pending blocks are written before their actions run), so
+            // the next start completes what was left.
+            signal_hook::flag::register_conditional_shutdown(
+                signal,
+                EXIT_SECOND_SIGNAL,
+                Arc::clone(&stop),
+            )
+            .context("cannot handle SIGTERM/SIGINT")?;
             signal_hook::flag::register(signal, Arc::clone(&stop))
                 .context("cannot handle SIGTERM/SIGINT")?;
         }
@@ -125,20 +141,30 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
     if let Some(problem) = problem {
         eprintln!("portsentry: warning: {problem}");
     }
-    let sources = match Sources::open(&modes, &checked.config, args.interface.as_deref()) {
-        Ok(sources) => sources,
-        Err(error) => return Ok(report_start_failure(&error, &modes)),
-    };
     let state_dir = checked.state_dir.clone();
-    let bound = control::bind(&state_files::socket_path(&state_dir))?;
     let pid_path = args.pid_file.clone().or_else(|| {
         args.daemon
             .then(|| PathBuf::from(pid_file::DEFAULT_PID_FILE))
     });
+    state_files::prepare_state_directory(&state_dir, pid_path.as_deref())?;
+    let sources = match Sources::open(&modes, &checked.config, args.interface.as_deref()) {
+        Ok(sources) => sources,
+        Err(error) => return Ok(report_start_failure(&error, &modes)),
+    };
+    let access = control::Access {
+        group: checked
+            .config
+            .control_group
+            .as_deref()
+            .map(|name| control::resolve_group(name, Path::new(GROUP_FILE)))
+            .transpose()?,
+    };
+    let bound = control::bind(&state_files::socket_path(&state_dir), access)?;
     if let Some(path) = &pid_path {
         pid_file::check_free(path)?;
     }
     let settings = checked.settings();
+    let checked_trusted = checked.findings.is_empty();
     if args.daemon {
         // Open the history file and check the responders now, while errors still reach the
         // terminal.
@@ -154,6 +180,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         .map(pid_file::PidFile::write)
         .transpose()?;
     let signals = Signals::register()?;
+    let replaced_socket = bound.replaced.clone();
     let control = bound
         .start()
         .context("cannot start the control socket thread")?;
@@ -163,6 +190,9 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         &format!("portsentry {} is starting.", env!("CARGO_PKG_VERSION")),
     );
     log_config_warnings(&logger, &checked);
+    if let Some(replaced) = replaced_socket {
+        logger.admin(Severity::Warning, &replaced);
+    }
     let factory_logger = logger.clone();
     let options = EngineOptions {
         log: Some(Box::new(move || factory_logger.responder())),
@@ -186,14 +216,21 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         running: true,
     };
     let status_path = state_files::status_path(&state_dir);
+    // False while a permission finding keeps the configuration in log-only mode.
+    let mut trusted = checked_trusted;
     let mut next_status = Instant::now();
     let mut code = ExitCode::SUCCESS;
     loop {
-        if signals.stop.swap(false, Ordering::SeqCst) {
+        // Never reset: a second signal during the stop must find it set.
+        if signals.stop.load(Ordering::SeqCst) {
             break;
         }
-        if signals.reload.swap(false, Ordering::SeqCst) {
-            reload(&mut engine, &origin, &logger);
+        // SIGHUPs coalesce: the flag stays set (one pending reload) while the responders
+        // of the previous reload still finish their jobs.
+        if !engine.reload_in_progress() && signals.reload.swap(false, Ordering::SeqCst) {
+            if let Some(now_trusted) = reload(&mut engine, &origin, &logger) {
+                trusted = now_trusted;
+            }
             next_status = Instant::now();
         }
         while let Some(request) = control.try_recv() {
@@ -213,7 +250,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         log_messages(&logger, engine.take_messages());
         logger.flush();
         if Instant::now() >= next_status {
-            let document = state_files::status_json(&meta, &engine.status());
+            let document = state_files::status_json(&meta, &trusted_status(&mut engine, trusted));
             if let Err(e) = state_files::write_status(&status_path, &document) {
                 logger.admin(
                     Severity::Error,
@@ -224,8 +261,16 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         }
     }
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
-    logger.admin(Severity::Info, "PortSentry is shutting down");
-    let (status, messages) = engine.shutdown();
+    logger.admin(
+        Severity::Info,
+        &format!(
+            "PortSentry is shutting down (at most {} s for queued block actions; a second \
+             signal stops at once)",
+            engine.config().stop_timeout.as_secs()
+        ),
+    );
+    let (mut status, messages) = engine.shutdown();
+    status.commands_enabled &= trusted;
     log_messages(&logger, messages);
     logger.flush();
     let final_meta = StatusMeta {
@@ -246,8 +291,9 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
 }
 
 /// SIGHUP: load the configuration and ignore file again and apply them; a broken file is
-/// reported with file:line and the configuration in force stays.
-fn reload(engine: &mut Engine, origin: &Origin, logger: &Logger) {
+/// reported with file:line and the configuration in force stays. Returns whether the applied
+/// configuration is trusted (no permission finding), `None` when the old one stays.
+fn reload(engine: &mut Engine, origin: &Origin, logger: &Logger) -> Option<bool> {
     if let Ok(state) = NotifyState::monotonic_usec_now() {
         let _ = sd_notify::notify(&[NotifyState::Reloading, state]);
     }
@@ -255,6 +301,7 @@ fn reload(engine: &mut Engine, origin: &Origin, logger: &Logger) {
         Severity::Info,
         &format!("reloading the configuration from {origin}"),
     );
+    let mut applied = None;
     match config_source::load(origin.clone()) {
         Ok(checked) => {
             log_config_warnings(logger, &checked);
@@ -262,6 +309,7 @@ fn reload(engine: &mut Engine, origin: &Origin, logger: &Logger) {
                 Ok(()) => {
                     log_messages(logger, engine.take_messages());
                     logger.admin(Severity::Info, "configuration reloaded");
+                    applied = Some(checked.findings.is_empty());
                 }
                 Err(error) => {
                     log_messages(logger, engine.take_messages());
@@ -295,19 +343,36 @@ fn reload(engine: &mut Engine, origin: &Origin, logger: &Logger) {
         ),
     }
     let _ = sd_notify::notify(&[NotifyState::Ready]);
+    applied
 }
 
-/// Logs the configuration's warnings, except the permission findings (the engine reports
-/// those itself, with what they disable).
+/// Logs the configuration's warnings, except the permission findings the engine reports
+/// itself (with what they disable); the others (files root writes, a file replaced while it
+/// was read) are logged here.
 fn log_config_warnings(logger: &Logger, checked: &Checked) {
     let findings: HashSet<String> =
         permissions::check_config_files(checked.origin.path(), &checked.config)
             .iter()
             .map(ToString::to_string)
             .collect();
+    if !checked.findings.is_empty() {
+        logger.admin(
+            Severity::Warning,
+            "log only: no command, file write or nftables change is made until the findings \
+             below are fixed",
+        );
+    }
     for warning in checked.warnings.iter().filter(|w| !findings.contains(*w)) {
         logger.admin(Severity::Warning, warning);
     }
+}
+
+/// The engine's status, with commands shown disabled while the configuration is disarmed for
+/// a finding the engine does not see itself (a file root writes, a file replaced while read).
+fn trusted_status(engine: &mut Engine, trusted: bool) -> engine::EngineStatus {
+    let mut status = engine.status();
+    status.commands_enabled &= trusted;
+    status
 }
 
 fn log_messages(logger: &Logger, messages: Vec<Message>) {

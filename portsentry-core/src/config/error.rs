@@ -75,6 +75,14 @@ pub enum ProblemKind {
         /// The value as written.
         value: String,
     },
+    /// `CONTROL_GROUP` is neither a group name nor a number.
+    #[error(
+        "`{value}` is not a group: expected a group name (letters, digits, `_`, `.`, `-`, at most 32) or a number"
+    )]
+    NotAGroup {
+        /// The value as written.
+        value: String,
+    },
     /// `NFT_SET` is not `FAMILY TABLE SET` with a valid family and names.
     #[error("`{value}` is not an nftables set: {reason}")]
     NotAnNftSet {
@@ -118,6 +126,16 @@ pub enum WarningKind {
         "neither TCP_PORTS nor UDP_PORTS is set: only the advanced modes (atcp, audp) watch any port"
     )]
     NoPortLists,
+    /// Blocking is on and `SCAN_TRIGGER` is below 2: one forged packet blocks a host.
+    #[error(
+        "is below 2 while blocking is on: one packet with a forged source blocks that source; use 2 or more"
+    )]
+    ForgeableTrigger,
+    /// Blocking is on and `BLOCK_TIMEOUT` is 0: blocks, forged ones included, never end.
+    #[error(
+        "is 0 (blocks never expire) while blocking is on: blocks made by forged packets stay until removed by hand"
+    )]
+    BlocksNeverExpire,
 }
 
 /// The error of [`Config::load`](super::Config::load) and
@@ -132,6 +150,15 @@ pub enum ConfigError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The file holds more than [`MAX_INPUT_BYTES`](crate::permissions::MAX_INPUT_BYTES)
+    /// (1 MiB); it was not read further.
+    #[error("{} is larger than {limit} bytes: refused (a configuration file is far smaller)", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
     },
     /// The file has one or more invalid lines. All of them are listed (in line order), and
     /// the warnings found on the way too.

@@ -115,6 +115,27 @@ pub const KEYS: &[KeyInfo] = &[
         KeyOrigin::New,
         "\"FAMILY TABLE SET\" (empty: none)",
     ),
+    key(
+        "MAX_BLOCKS",
+        KeyOrigin::New,
+        "1-1048576 hosts blocked at once",
+    ),
+    key(
+        "BLOCK_RATE",
+        KeyOrigin::New,
+        "new blocks per minute, 0 (no limit) to 1000000",
+    ),
+    key(
+        "RECONCILE_INTERVAL",
+        KeyOrigin::New,
+        "seconds, 0 (start and reload only) to 86400",
+    ),
+    key("STOP_TIMEOUT", KeyOrigin::New, "seconds, 1-3600"),
+    key(
+        "CONTROL_GROUP",
+        KeyOrigin::New,
+        "group name or number allowed on the control socket (empty: root only)",
+    ),
 ];
 
 /// The entry of [`KEYS`] named exactly `name`.
@@ -147,7 +168,7 @@ mod tests {
             assert!(a.name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
             assert!(KEYS[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
         }
-        assert_eq!(KEYS.len(), 27);
+        assert_eq!(KEYS.len(), 32);
     }
 
     #[test]

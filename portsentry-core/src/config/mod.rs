@@ -42,7 +42,7 @@
 //! | `KILL_RUN_CMD` | 1.2+2.0 | shell command; `$TARGET$`, `$PORT$`, `$MODE$` optional | none |
 //! | `KILL_RUN_CMD_FIRST` | 1.2+2.0 | 0/1: run `KILL_RUN_CMD` before the other actions | 0 |
 //! | `SCAN_TRIGGER` | 1.2+2.0 | 0-64: 0 and 1 alarm at once, N at the Nth distinct port | 0 |
-//! | `PORT_BANNER` | 1.2+2.0 | text sent in the connect modes; `""`: none | none |
+//! | `PORT_BANNER` | 1.2+2.0 | text sent in the connect modes, with an alert only, once per source per `SCAN_WINDOW`; `""`: none | none |
 //! | `HISTORY_FORMAT` | new | `classic` (1.2, fail2ban), `v2` (2.0 `Scan from:`), `json` | classic |
 //! | `UNBLOCK_CMD` | new | shell command run when a block expires | none |
 //! | `HOSTS_DENY_FILE` | new | where `KILL_HOSTS_DENY` lines go | `/etc/hosts.deny` |
@@ -52,6 +52,11 @@
 //! | `DETECT_ACK_SCANS` | new | 0/1: count bare-ACK and FIN+ACK probes | 0 |
 //! | `NEVER_BLOCK_GATEWAYS` | new | 0/1: never block default gateways and resolvers | 1 |
 //! | `NFT_SET` | new | `"FAMILY TABLE SET"`, family `ip`/`ip6`/`inet`, names `[A-Za-z0-9_-]`; `""`: none | none |
+//! | `MAX_BLOCKS` | new | 1-1048576 hosts blocked at once; further alerts are counted, not blocked | 512 |
+//! | `BLOCK_RATE` | new | 0-1000000 new blocks per minute (burst of as many); 0 = no limit | 60 |
+//! | `RECONCILE_INTERVAL` | new | seconds (0-86400) between re-applications of the block table; 0 = at start and reload only | 60 |
+//! | `STOP_TIMEOUT` | new | seconds (1-3600) a stop waits for queued actions | 10 |
+//! | `CONTROL_GROUP` | new | group (name or gid) whose members may use the control socket besides root; `""`: root only | none |
 //!
 //! Numbers are decimal, without sign; switches are exactly `0` or `1`; `""` is an error for
 //! every key whose column above does not say what `""` means.
@@ -78,6 +83,7 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::permissions::{self, PermissionFinding, ReadError};
 use crate::ports::PortSet;
 
 /// What to do when a source crosses the trigger (`BLOCK_TCP` / `BLOCK_UDP`).
@@ -163,7 +169,25 @@ pub struct Config {
     pub nft_set: Option<String>,
     /// `PORT_BANNER`: text sent to connect-mode clients.
     pub port_banner: Option<String>,
+    /// `MAX_BLOCKS` (new): at most this many hosts blocked (or being blocked) at once.
+    pub max_blocks: usize,
+    /// `BLOCK_RATE` (new): at most this many new blocks a minute; 0 means no rate limit.
+    pub block_rate: u32,
+    /// `RECONCILE_INTERVAL` (new): how often the firewall is made to match the block table
+    /// again; `None` (value 0): only at start and after a reload.
+    pub reconcile_interval: Option<Duration>,
+    /// `STOP_TIMEOUT` (new): how long a stop waits for queued block actions before it leaves
+    /// them pending in the block table for the next start.
+    pub stop_timeout: Duration,
+    /// `CONTROL_GROUP` (new): members of this group (name or number) may use the control
+    /// socket besides root; `None`: root only.
+    pub control_group: Option<String>,
 }
+
+/// The default of `RECONCILE_INTERVAL`.
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(60);
+/// The default of `STOP_TIMEOUT`.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// PortSentry's classic "aware" TCP port list (Debian's sample file).
 pub const CLASSIC_TCP_PORTS: &str = "1,11,15,79,111,119,143,540,635,1080,1524,2000,5742,6667,12345,12346,20034,27665,31337,32771,32772,32773,32774,40421,49724,54320";
@@ -262,15 +286,42 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Read`] when the file cannot be read; [`ConfigError::Invalid`] with every
+    /// [`ConfigError::Read`] when the file cannot be read; [`ConfigError::TooLarge`] above
+    /// 1 MiB; [`ConfigError::Invalid`] with every
     /// problem of the file otherwise (bytes that are not UTF-8 are an error inside a value and
     /// ignored in comments, which older files write in Latin-1).
     pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
+        Self::load_checked(path).map(|(loaded, _)| loaded)
+    }
+
+    /// As [`Config::load`], with the permission findings of the file's whole path: the file
+    /// is opened once, at most [`MAX_INPUT_BYTES`](permissions::MAX_INPUT_BYTES) (1 MiB) are
+    /// read from that descriptor, and the path is checked against what was read
+    /// ([`permissions::read_checked`]). A caller running as root must take no root action
+    /// the file controls while there is a finding ([`permissions::disarm`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Read`] when the file cannot be read, [`ConfigError::TooLarge`] above
+    /// the limit, [`ConfigError::Invalid`] as [`Config::load`].
+    pub fn load_checked(
+        path: impl AsRef<Path>,
+    ) -> Result<(Loaded, Vec<PermissionFinding>), ConfigError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let file =
+            permissions::read_checked(path, permissions::MAX_INPUT_BYTES).map_err(|error| {
+                match error {
+                    ReadError::TooLarge { limit, .. } => ConfigError::TooLarge {
+                        path: path.to_owned(),
+                        limit,
+                    },
+                    ReadError::Io { source, .. } => ConfigError::Read {
+                        path: path.to_owned(),
+                        source,
+                    },
+                }
+            })?;
+        let bytes = file.bytes;
         // Old files may carry Latin-1 comments: decode leniently, then refuse only values
         // that held bytes which are not UTF-8 (a comment's bytes do not matter).
         let text = String::from_utf8_lossy(&bytes);
@@ -289,7 +340,7 @@ impl Config {
         if config.hosts_deny_file.is_relative() {
             config.hosts_deny_file = base.join(&config.hosts_deny_file);
         }
-        Ok(loaded)
+        Ok((loaded, file.findings))
     }
 
     /// Makes relative `HISTORY_FILE` and `BLOCKED_FILE` paths relative to `state_dir`
@@ -347,6 +398,11 @@ impl Config {
             never_block_infrastructure: true,
             nft_set: None,
             port_banner: None,
+            max_blocks: crate::block_limits::DEFAULT_MAX_BLOCKS,
+            block_rate: crate::block_limits::DEFAULT_BLOCK_RATE,
+            reconcile_interval: Some(DEFAULT_RECONCILE_INTERVAL),
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            control_group: None,
         }
     }
 }

@@ -82,7 +82,17 @@ fn embedded_default_parses_without_warnings_and_is_the_default() {
 #[test]
 fn classic_dialect_file_loads_unchanged() {
     let loaded = Config::load(data("classic-1.2.conf")).unwrap();
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // Blocking on with SCAN_TRIGGER 0 and no BLOCK_TIMEOUT: both are forgeable (issue 9).
+    let kinds: Vec<_> = loaded.warnings.iter().map(|w| w.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        [
+            WarningKind::BlocksNeverExpire,
+            WarningKind::ForgeableTrigger
+        ],
+        "{:?}",
+        loaded.warnings
+    );
     let c = loaded.config;
     assert_eq!(c.tcp_ports, ports(CLASSIC_TCP_PORTS));
     assert_eq!(c.udp_ports, ports(CLASSIC_UDP_PORTS));
@@ -118,7 +128,13 @@ fn classic_dialect_file_loads_unchanged() {
 #[test]
 fn v2_dialect_file_loads_unchanged() {
     let loaded = Config::load(data("v2.conf")).unwrap();
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let kinds: Vec<_> = loaded.warnings.iter().map(|w| w.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        [WarningKind::BlocksNeverExpire],
+        "{:?}",
+        loaded.warnings
+    );
     let c = loaded.config;
     assert!(c.tcp_ports.contains(513) && c.tcp_ports.contains(544));
     assert!(!c.tcp_ports.contains(516));
@@ -134,7 +150,21 @@ fn v2_dialect_file_loads_unchanged() {
 #[test]
 fn new_keys_file_loads_and_relative_paths_follow_the_file() {
     let loaded = Config::load(data("new-keys.conf")).unwrap();
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let kinds: Vec<_> = loaded.warnings.iter().map(|w| w.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        [WarningKind::ForgeableTrigger],
+        "{:?}",
+        loaded.warnings
+    );
+    assert_eq!(
+        loaded.warnings[0].to_string(),
+        format!(
+            "{}:6: SCAN_TRIGGER: is below 2 while blocking is on: one packet with a forged \
+             source blocks that source; use 2 or more",
+            data("new-keys.conf").display()
+        )
+    );
     let mut c = loaded.config;
     assert_eq!(c.history_format, HistoryFormat::Json);
     assert_eq!(c.nft_set.as_deref(), Some("inet portsentry blocked"));
@@ -219,7 +249,8 @@ fn every_key_is_understood() {
         KILL_RUN_CMD_FIRST=\"1\"\nSCAN_TRIGGER=\"64\"\nPORT_BANNER=\"hi\"\nHISTORY_FORMAT=\"v2\"\n\
         UNBLOCK_CMD=\"u\"\nHOSTS_DENY_FILE=\"/d\"\nSCAN_WINDOW=\"604800\"\nMAX_TRACKED_SOURCES=\"16777216\"\n\
         BLOCK_TIMEOUT=\"315360000\"\nDETECT_ACK_SCANS=\"1\"\nNEVER_BLOCK_GATEWAYS=\"0\"\n\
-        NFT_SET=\"ip6 my_table set-1\"\n";
+        NFT_SET=\"ip6 my_table set-1\"\nMAX_BLOCKS=\"1048576\"\nBLOCK_RATE=\"0\"\n\
+        RECONCILE_INTERVAL=\"0\"\nSTOP_TIMEOUT=\"3600\"\nCONTROL_GROUP=\"adm\"\n";
     assert_eq!(text.lines().count(), keys::KEYS.len());
     for info in keys::KEYS {
         assert!(text.contains(&format!("{}=", info.name)), "{}", info.name);
@@ -255,6 +286,11 @@ fn every_key_is_understood() {
         never_block_infrastructure: false,
         nft_set: Some("ip6 my_table set-1".into()),
         port_banner: Some("hi".into()),
+        max_blocks: 1_048_576,
+        block_rate: 0,
+        reconcile_interval: None,
+        stop_timeout: Duration::from_secs(3600),
+        control_group: Some("adm".into()),
     };
     assert_eq!(c, expected);
 }
@@ -401,6 +437,23 @@ fn nft_set_shape() {
     }
     let c = ok("TCP_PORTS=\"1\"\nNFT_SET=\"  ip   filter_4  block-list \"\n").config;
     assert_eq!(c.nft_set.as_deref(), Some("ip filter_4 block-list"));
+}
+
+#[test]
+fn control_group_shape() {
+    for bad in ["-adm", "a b", "adm;id", &"g".repeat(33)] {
+        let kind = one_problem(&format!("TCP_PORTS=\"1\"\nCONTROL_GROUP=\"{bad}\"\n"));
+        assert!(matches!(kind, ProblemKind::NotAGroup { .. }), "{bad}");
+    }
+    for (good, want) in [
+        ("adm", Some("adm")),
+        ("4", Some("4")),
+        ("", None),
+        ("s.u-1_x", Some("s.u-1_x")),
+    ] {
+        let c = ok(&format!("TCP_PORTS=\"1\"\nCONTROL_GROUP=\"{good}\"\n")).config;
+        assert_eq!(c.control_group.as_deref(), want);
+    }
 }
 
 #[test]

@@ -20,6 +20,14 @@ pub(crate) const MAX_SCAN_WINDOW: u64 = 604_800;
 pub(crate) const MAX_TRACKED_SOURCES: u64 = 16_777_216;
 /// The largest `BLOCK_TIMEOUT`, in seconds (10 years; use 0 for "never").
 pub(crate) const MAX_BLOCK_TIMEOUT: u64 = 315_360_000;
+/// The largest `MAX_BLOCKS`.
+pub(crate) const MAX_BLOCKS: u64 = 1_048_576;
+/// The largest `BLOCK_RATE`, in new blocks per minute.
+pub(crate) const MAX_BLOCK_RATE: u64 = 1_000_000;
+/// The largest `RECONCILE_INTERVAL`, in seconds (a day).
+pub(crate) const MAX_RECONCILE_INTERVAL: u64 = 86_400;
+/// The largest `STOP_TIMEOUT`, in seconds (an hour).
+pub(crate) const MAX_STOP_TIMEOUT: u64 = 3_600;
 
 /// The result of validation: the configuration or every problem, plus every warning.
 pub(crate) struct Outcome {
@@ -161,6 +169,7 @@ impl<'t> Validator<'t, '_> {
                 },
             );
         }
+        self.blocking_checks();
         if !self.last.contains_key("TCP_PORTS") && !self.last.contains_key("UDP_PORTS") {
             self.warnings.push(Located {
                 file: self.origin.to_owned(),
@@ -168,6 +177,31 @@ impl<'t> Validator<'t, '_> {
                 key: None,
                 kind: WarningKind::NoPortLists,
             });
+        }
+    }
+}
+
+impl Validator<'_, '_> {
+    /// Warnings about blocking that anyone can trigger with forged packets: a trigger below 2
+    /// (one forged packet blocks a host) and blocks that never expire (forged blocks pile up).
+    fn blocking_checks(&mut self) {
+        let blocking = ["BLOCK_TCP", "BLOCK_UDP"]
+            .iter()
+            .filter_map(|key| self.last.get(key).copied())
+            .find(|e| matches!(block_mode(e.value), Ok(m) if m != BlockMode::LogOnly));
+        let Some(entry) = blocking else {
+            return;
+        };
+        if self.config.scan_trigger < 2 {
+            let line = self.last.get("SCAN_TRIGGER").map_or(entry.line, |e| e.line);
+            self.warn(line, Some("SCAN_TRIGGER"), WarningKind::ForgeableTrigger);
+        }
+        if self.config.block_timeout.is_none() {
+            let line = self
+                .last
+                .get("BLOCK_TIMEOUT")
+                .map_or(entry.line, |e| e.line);
+            self.warn(line, Some("BLOCK_TIMEOUT"), WarningKind::BlocksNeverExpire);
         }
     }
 }
@@ -222,6 +256,33 @@ fn apply(config: &mut Config, key: &str, value: &str) -> Result<(), ProblemKind>
         "DETECT_ACK_SCANS" => config.detect_ack_scans = switch(value)?,
         "NEVER_BLOCK_GATEWAYS" => config.never_block_infrastructure = switch(value)?,
         "NFT_SET" => config.nft_set = nft_set(value)?,
+        "MAX_BLOCKS" => {
+            let n = number(value, 1, MAX_BLOCKS, "a number from 1 to 1048576")?;
+            config.max_blocks = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        "BLOCK_RATE" => {
+            let n = number(
+                value,
+                0,
+                MAX_BLOCK_RATE,
+                "new blocks per minute, from 0 (no limit) to 1000000",
+            )?;
+            config.block_rate = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        "RECONCILE_INTERVAL" => {
+            let secs = number(
+                value,
+                0,
+                MAX_RECONCILE_INTERVAL,
+                "seconds, from 0 (only at start and reload) to 86400",
+            )?;
+            config.reconcile_interval = (secs > 0).then(|| Duration::from_secs(secs));
+        }
+        "STOP_TIMEOUT" => {
+            let secs = number(value, 1, MAX_STOP_TIMEOUT, "seconds, from 1 to 3600")?;
+            config.stop_timeout = Duration::from_secs(secs);
+        }
+        "CONTROL_GROUP" => config.control_group = group_name(value)?,
         // Unknown keys are filtered out by the caller; nothing to store.
         _ => {}
     }
@@ -333,6 +394,27 @@ fn target_template(value: &str) -> Result<Option<String>, ProblemKind> {
     match optional_text(value) {
         Some(text) if !text.contains("$TARGET$") => Err(ProblemKind::MissingTarget),
         other => Ok(other),
+    }
+}
+
+/// A group name as `useradd` accepts them (letters, digits, `_`, `.`, `-`, not starting
+/// with `-`, at most 32 bytes) or a numeric gid; `""`: none.
+fn group_name(value: &str) -> Result<Option<String>, ProblemKind> {
+    let name = value.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let valid = name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if valid {
+        Ok(Some(name.to_owned()))
+    } else {
+        Err(ProblemKind::NotAGroup {
+            value: value.to_owned(),
+        })
     }
 }
 

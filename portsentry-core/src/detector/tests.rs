@@ -483,9 +483,13 @@ fn pending_without_report_is_abandoned() {
         .unwrap();
     d.observe(&syn(SCANNER, 79, 0));
     assert!(d.is_blocked(ip(SCANNER)));
-    assert_eq!(d.expire(Timestamp::from_secs(30)).count(), 0);
+    // Its actions may have run: the abandoned block is undone by a release (issue 9).
+    let undo: Vec<Release> = d.expire(Timestamp::from_secs(30)).collect();
+    assert_eq!(undo.len(), 1);
     assert!(!d.is_blocked(ip(SCANNER)));
     assert_eq!(d.stats().blocks.abandoned, 1);
+    assert!(d.blocks_text().contains("releasing"));
+    assert!(d.confirm_released(ip(SCANNER)));
 }
 
 #[test]
@@ -726,4 +730,78 @@ mod prop {
             }
         }
     }
+}
+
+/// Issue 9: a gateway that appears after the block (DHCP renew, route change) is released at
+/// once, not merely reported as protected on its next probe.
+#[test]
+fn a_block_of_an_address_that_became_protected_is_released_at_once() {
+    let mut c = config(1);
+    c.block_tcp = BlockMode::Block;
+    let mut d = detector(&c, &[Mode::StealthTcp]);
+    let Event::Alert(alert) = d.observe(&syn(SCANNER, 79, 0)) else {
+        panic!()
+    };
+    d.record_block(&alert, Timestamp::from_secs(1)).unwrap();
+    assert!(d.release_protected(Timestamp::from_secs(2)).is_empty());
+    d.set_never_block(NeverBlock::new().gateways([ip(SCANNER).into()]));
+    let released = d.release_protected(Timestamp::from_secs(3));
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].address, ip(SCANNER));
+    assert!(!d.is_blocked(ip(SCANNER)));
+    assert!(d.blocks_text().contains("releasing"));
+}
+
+/// Issue 9: forged sources with blocking on and the default limits: at most `BLOCK_RATE`
+/// blocks in a burst, then one a second; reserved sources never; every refusal counted.
+#[test]
+fn limits_bound_blocks_from_forged_sources_and_reserved_sources_are_never_blocked() {
+    let mut c = config(1);
+    c.block_tcp = BlockMode::Block;
+    let mut d = detector(&c, &[Mode::StealthTcp]);
+    let mut alerts = 0;
+    let mut limited = 0;
+    for i in 0..3000u32 {
+        let source = Ipv4Addr::from(0x0a00_0000 + i).to_string();
+        match d.observe(&syn(&source, 79, 0)) {
+            Event::Alert(_) => alerts += 1,
+            Event::Limited {
+                limit: crate::event::BlockLimit::Rate,
+                ..
+            } => limited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((alerts, limited), (60, 2940));
+    assert_eq!(d.stats().limited, 2940);
+    for reserved in [
+        "0.0.0.0",
+        "255.255.255.255",
+        "224.0.0.1",
+        "240.0.0.1",
+        "::",
+        "ff02::1",
+    ] {
+        assert!(
+            matches!(
+                d.observe(&syn(reserved, 79, 100)),
+                Event::Ignored {
+                    reason: IgnoreReason::Reserved,
+                    ..
+                }
+            ),
+            "{reserved}"
+        );
+    }
+    // MAX_BLOCKS: with the rate lifted, no more than MAX_BLOCKS at once.
+    c.block_rate = 0;
+    c.max_blocks = 100;
+    d.reconfigure(&c).unwrap();
+    let more = (0..1000u32)
+        .filter(|i| {
+            let source = Ipv4Addr::from(0x0b00_0000 + i).to_string();
+            matches!(d.observe(&syn(&source, 79, 200)), Event::Alert(_))
+        })
+        .count();
+    assert_eq!(more, 40, "60 pending already, 40 more up to MAX_BLOCKS");
 }

@@ -9,21 +9,36 @@
 //! # One turn
 //!
 //! 1. Receive a batch of frames from the capture (stealth and advanced modes), classify each
-//!    one (skips are counted, see [`EngineStatus::skips`]), let the detector decide, and hand
-//!    alerts, releases and notices to the [`Dispatcher`] (which never blocks).
+//!    one (skips are counted, see [`EngineStatus::skips`]) and let the detector decide, on the
+//!    engine's monotonic timeline (module `clock`: a step of the system clock changes no window,
+//!    expiry, rate limit or timer). When an alert asks for a block, the journal
+//!    (`BLOCKED_FILE`, with that block pending) is written *before* the alert goes to the
+//!    [`Dispatcher`] (which never blocks); alerts refused by `MAX_BLOCKS`/`BLOCK_RATE` are
+//!    counted and summarised (module `limits`); a blocked source's further probes are counted, with
+//!    one "already blocked" line per block.
 //! 2. Accept connections and datagrams on the connect-mode sockets (`tcp`, `udp`); after the
-//!    detector has decided, `PORT_BANNER` is sent to a contact that reached the trigger
-//!    ([`Event::Alert`] or [`Event::AlreadyAlerted`]), never to an ignored, below-trigger or
-//!    already blocked one (PortSentry 1.2 and 2.0 sent it to blocked hosts too).
-//! 3. Take the responders' reports: a block that succeeded is recorded
-//!    ([`Detector::record_block`]) and the `BLOCKED_FILE` rewritten atomically; a failed one
-//!    is reported back ([`Detector::record_block_failed`]) so the source can alert again.
+//!    detector has decided, `PORT_BANNER` is sent with an alert ([`Event::Alert`]) only, and
+//!    at most once per source per `SCAN_WINDOW` ([`BannerGate`]): never to an ignored,
+//!    protected, below-trigger, already-alerted or blocked source, so forged datagrams cannot
+//!    make it an amplifier (PortSentry 1.2 and 2.0 answered every one, blocked hosts too).
+//! 3. Take the responders' reports through the one block path
+//!    ([`crate::block_outcome`]): a block that succeeded is recorded, a failed one dropped
+//!    (the source can alert again), a release that reported leaves the journal; the journal
+//!    is rewritten atomically (module `blocks`).
 //! 4. Release expired blocks ([`Detector::expire`]): the release actions run on the
-//!    responder thread. A release that finds the response queue full keeps its block and is
-//!    tried again a second later, so no firewall entry is forgotten.
+//!    responder thread, the journal says `releasing` until they reported. A release that
+//!    finds the response queue full keeps its block and is tried again a second later, so no
+//!    firewall entry is forgotten.
 //! 5. Every [`EngineOptions::refresh_interval`] (10 s by default): re-read the listening ports
 //!    (stealth and advanced modes skip ports a real service owns) and the host's own
-//!    addresses, gateways and resolvers (the never-block list).
+//!    addresses, gateways and resolvers (the never-block list); a block of an address that
+//!    became protected is released at once.
+//! 6. Every `RECONCILE_INTERVAL` (and at start and after a reload): re-apply the block table
+//!    to the firewall and remove what it does not know (module `reconcile`).
+//!
+//! At start the journal is read back: pending blocks are completed (re-applied, or undone
+//! when that fails), unfinished releases run again. [`Engine::shutdown`] waits at most
+//! `STOP_TIMEOUT` for queued actions and leaves the rest in the journal.
 //!
 //! # Never run commands from a file anyone may edit
 //!
@@ -41,37 +56,42 @@
 //! before the new ones start (the reload does not wait for them; their outcomes are recorded
 //! on later turns). A new configuration that cannot be applied leaves the old one running.
 
+mod blocks;
+mod clock;
+mod limits;
 mod protect;
+mod reconcile;
 mod sources;
 #[cfg(test)]
 mod tests;
 
 pub use sources::Sources;
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::block_table::{BlockRecord, parse_records};
-use crate::capture::{CaptureError, CaptureStats, now};
+use crate::banner_gate::BannerGate;
+use crate::block_table::BlockRecord;
+use crate::capture::{CaptureError, CaptureStats};
 use crate::classify::{LinkType, SkipCounts, classify};
 use crate::config::Config;
 use crate::connect::{ConnectError, Contact};
-use crate::detector::{BlockError, Detector, DetectorError, DetectorStats};
+use crate::detector::{Detector, DetectorError, DetectorStats};
 use crate::event::{Event, Release};
 use crate::flood::{FloodCounts, FloodSummary, Verdict};
 use crate::ignore::IgnoreList;
 use crate::listening::{ListeningError, ListeningPorts};
 use crate::mode::Mode;
 use crate::permissions::{self, PermissionFinding};
-use crate::probe::Timestamp;
-use crate::respond::dispatch::{DispatchConfig, DispatchStats, Dispatcher, Report, Submitted};
+use crate::respond::dispatch::{DispatchConfig, DispatchStats, Dispatcher};
 use crate::respond::resolve::{self, Resolver};
-use crate::respond::{self, AlertReport, BlockStatus, Fanout, Responder, ResponderError, Role};
-use crate::respond::{blocked_file, nft::NftSet};
+use crate::respond::{self, Fanout, Responder, ResponderError};
 use crate::tracker::Tracker;
 
+use clock::Clock;
+use limits::LimitLog;
 use protect::HostFacts;
 
 /// How many capture read errors in a row end the engine (a transient error is reported and
@@ -260,13 +280,21 @@ pub struct Engine {
     dispatcher: Option<Dispatcher>,
     /// Dispatchers replaced by a reload, finishing their queued jobs (never waited for).
     retiring: Vec<Dispatcher>,
-    /// Failures of the thread that re-adds restored blocks to the nftables set.
-    restore_errors: Option<mpsc::Receiver<String>>,
     settings: Settings,
+    /// The monotonic timeline every decision is made on.
+    clock: Clock,
+    /// The events of the current batch, handed to the responders together.
+    events: Vec<Event>,
+    /// Sources whose "already blocked" line was said since their block began.
+    noticed: HashSet<IpAddr>,
+    limit_log: LimitLog,
+    /// When the next reconciliation is due; `None`: only at start and reload.
+    next_reconcile: Option<Instant>,
     options: EngineOptions,
     facts: HostFacts,
     listening: ListeningPorts,
     banner: Option<Vec<u8>>,
+    banner_gate: BannerGate,
     commands_enabled: bool,
     contacts: Vec<Contact>,
     releases: Vec<Release>,
@@ -318,8 +346,13 @@ impl Engine {
             detector,
             dispatcher: None,
             retiring: Vec::new(),
-            restore_errors: None,
+            clock: Clock::start(),
+            events: Vec::new(),
+            noticed: HashSet::new(),
+            limit_log: LimitLog::new(),
+            next_reconcile: None,
             banner: banner_bytes(&settings.config),
+            banner_gate: BannerGate::new(settings.config.scan_window),
             settings,
             options,
             facts,
@@ -337,10 +370,17 @@ impl Engine {
         };
         let (fanout, commands_enabled) = engine.build_responders(&engine.settings.clone())?;
         engine.commands_enabled = commands_enabled;
-        engine.restore_blocks()?;
+        let (resumed, completing) = engine.restore_journal()?;
         engine.dispatcher = Some(spawn_dispatcher(fanout, &engine.settings.config, None)?);
         engine.report_watching();
-        engine.release_due(now());
+        let now = engine.clock.now();
+        for release in resumed {
+            engine.submit_release(release, now);
+        }
+        engine.release_due(now);
+        engine.reapply(completing);
+        engine.reconcile();
+        engine.write_blocked_file();
         Ok(engine)
     }
 
@@ -360,12 +400,19 @@ impl Engine {
             self.serve_connect(if shared { Duration::ZERO } else { wait })?;
         }
         self.take_reports();
-        self.release_due(now());
-        if let Some(summary) = self.floods.due(now()) {
+        self.release_due(self.clock.now());
+        if let Some(summary) = self.floods.due(self.clock.now()) {
             self.messages.push(info(summary.to_string()));
         }
         if self.last_refresh.elapsed() >= self.options.refresh_interval {
             self.refresh();
+        }
+        self.reconcile_if_due();
+        if let Some(line) = self
+            .limit_log
+            .summary(Instant::now(), self.detector.limits())
+        {
+            self.messages.push(warning(line));
         }
         Ok(())
     }
@@ -374,9 +421,10 @@ impl Engine {
         let Self {
             sources,
             detector,
-            dispatcher,
             skips,
             floods,
+            events,
+            clock,
             ..
         } = self;
         let Some(capture) = sources.capture.as_mut() else {
@@ -396,19 +444,24 @@ impl Engine {
             }
         };
         let mut frames = 0;
+        // The kernel's timestamps follow the wall clock: the detector gets the timeline's.
+        let at = clock.now();
         for frame in batch.iter() {
             frames += 1;
-            match classify(frame.at, LinkType::CookedL3, frame.data) {
+            match classify(at, LinkType::CookedL3, frame.data) {
                 Ok(probe) => {
                     let event = detector.observe(&probe);
-                    if floods.absorb_event(&event) != Some(Verdict::Counted) {
-                        submit(detector, dispatcher.as_ref(), &event);
+                    // Repeats of known sources and mass log-only alerts cost a counter.
+                    let verdict = floods.absorb_event(&event);
+                    if wants_response(&event) && verdict != Some(Verdict::Counted) {
+                        events.push(event);
                     }
                 }
                 Err(skip) => skips.record(skip),
             }
         }
         self.consecutive_capture_errors = 0;
+        self.dispatch_events();
         if (1..FULL_BATCH).contains(&frames) {
             std::thread::sleep(COALESCE);
         }
@@ -424,17 +477,23 @@ impl Engine {
         // that a datagram flood is read in batches rather than one wake-up per datagram.
         let coalesce = !wait.is_zero() && (1..FULL_BATCH).contains(&taken);
         for contact in self.contacts.drain(..) {
-            let probe = contact.probe();
+            let mut probe = contact.probe();
+            probe.at = self.clock.now();
             let event = self.detector.observe(&probe);
-            if self.floods.absorb_event(&event) != Some(Verdict::Counted) {
-                submit(&mut self.detector, self.dispatcher.as_ref(), &event);
+            let alerted = matches!(event, Event::Alert(_));
+            let verdict = self.floods.absorb_event(&event);
+            if wants_response(&event) && verdict != Some(Verdict::Counted) {
+                self.events.push(event);
             }
-            let reached = matches!(event, Event::Alert(_) | Event::AlreadyAlerted(_));
-            if let (true, Some(banner)) = (reached, &self.banner) {
+            // Only with an alert, once per source per window: never an amplifier.
+            if let (true, Some(banner)) = (alerted, &self.banner)
+                && self.banner_gate.admit(probe.source, probe.at)
+            {
                 // The peer may be gone already: nothing to report.
                 let _ = contact.send_banner(banner);
             }
         }
+        self.dispatch_events();
         if coalesce {
             std::thread::sleep(COALESCE);
         }
@@ -444,7 +503,6 @@ impl Engine {
     /// Handles every report the responder threads have sent back (those of dispatchers
     /// retired by a reload first; a retired one that has finished its queue is joined).
     fn take_reports(&mut self) {
-        self.take_restore_errors();
         let mut reports = Vec::new();
         let mut i = 0;
         while i < self.retiring.len() {
@@ -462,125 +520,6 @@ impl Engine {
         if !reports.is_empty() {
             self.handle_reports(reports);
         }
-    }
-
-    fn handle_reports(&mut self, reports: Vec<Report>) {
-        let mut blocks_changed = false;
-        for report in reports {
-            match report {
-                Report::Alert(report) => blocks_changed |= self.handle_alert_report(&report),
-                Report::Release(report) => {
-                    for r in report.responders.iter().filter(|r| r.result.is_err()) {
-                        if let Err(e) = &r.result {
-                            self.messages.push(error_message(format!(
-                                "release of {}: responder {} failed: {e}",
-                                respond::address_text(report.release.address),
-                                r.name
-                            )));
-                        }
-                    }
-                }
-                Report::Errors(errors) => {
-                    for (name, e) in errors {
-                        self.messages
-                            .push(error_message(format!("responder {name} failed: {e}")));
-                    }
-                }
-            }
-        }
-        if blocks_changed {
-            self.write_blocked_file();
-        }
-    }
-
-    /// Records the outcome of one alert; true when the block table changed.
-    fn handle_alert_report(&mut self, report: &AlertReport) -> bool {
-        let source = report.alert.probe.source;
-        for r in &report.responders {
-            if let (Role::Report, Err(e)) = (r.role, &r.result) {
-                self.messages
-                    .push(error_message(format!("responder {} failed: {e}", r.name)));
-            }
-        }
-        match report.block {
-            BlockStatus::Blocked => match self.detector.record_block(&report.alert, now()) {
-                Ok(_) => true,
-                Err(BlockError::NeverBlock { address, reason }) => {
-                    self.messages.push(warning(format!(
-                        "{} became protected ({}) while it was being blocked: undoing the block",
-                        respond::address_text(address),
-                        reason.as_str()
-                    )));
-                    let at = now();
-                    let undo = Release {
-                        address,
-                        blocked_at: at,
-                        released_at: at,
-                        mode: report.alert.mode,
-                        port: report.alert.probe.destination_port,
-                    };
-                    self.submit_release(undo, at);
-                    false
-                }
-            },
-            // Failed: not blocked, may alert again. NotRequested: no blocking responder acted
-            // (log only, or commands refused): nothing is pending any more.
-            _ => {
-                self.detector.record_block_failed(source);
-                false
-            }
-        }
-    }
-
-    /// Releases every block due at `at` (the release actions run on the responder thread).
-    fn release_due(&mut self, at: Timestamp) {
-        if self.detector.next_expiry().is_none_or(|due| due > at) {
-            return;
-        }
-        let mut releases = std::mem::take(&mut self.releases);
-        releases.clear();
-        releases.extend(self.detector.expire(at));
-        for release in &releases {
-            self.submit_release(*release, at);
-        }
-        let any = !releases.is_empty();
-        self.releases = releases;
-        if any {
-            self.write_blocked_file();
-        }
-    }
-
-    /// Hands `release` to the responder thread. When it cannot be queued (the queue is full),
-    /// the block is put back, due again after [`RELEASE_RETRY`], so that its firewall entries
-    /// are released later rather than forgotten.
-    fn submit_release(&mut self, release: Release, at: Timestamp) {
-        let queued = self
-            .dispatcher
-            .as_ref()
-            .is_some_and(|d| d.submit_release(release) == Submitted::Queued);
-        if !queued {
-            self.detector
-                .requeue_release(&release, at.saturating_add(RELEASE_RETRY));
-            self.messages.push(error_message(format!(
-                "release of {} not queued: the response queue is full; retrying in {} s",
-                respond::address_text(release.address),
-                RELEASE_RETRY.as_secs()
-            )));
-        }
-    }
-
-    /// Ends the block of `address` now (an administrator's `portsentry unblock`): the
-    /// release actions run and the `BLOCKED_FILE` is rewritten. `None` if it is not blocked.
-    pub fn unblock(&mut self, address: IpAddr) -> Option<Release> {
-        let at = now();
-        let release = self.detector.unblock(address.to_canonical(), at)?;
-        self.submit_release(release, at);
-        self.messages.push(info(format!(
-            "{} unblocked by the administrator",
-            respond::address_text(address)
-        )));
-        self.write_blocked_file();
-        Some(release)
     }
 
     /// Re-reads the listening ports and the host's addresses now (also done every
@@ -602,6 +541,7 @@ impl Engine {
             self.detector
                 .set_never_block(facts.never_block(self.settings.ignore.as_ref()));
             self.facts = facts;
+            self.release_protected();
         }
     }
 
@@ -641,6 +581,7 @@ impl Engine {
         }
         self.commands_enabled = commands_enabled;
         self.banner = banner_bytes(&settings.config);
+        self.banner_gate.set_window(settings.config.scan_window);
         self.detector
             .set_never_block(self.facts.never_block(settings.ignore.as_ref()));
         self.settings = settings;
@@ -655,9 +596,19 @@ impl Engine {
             ))),
         }
         self.refresh();
+        self.release_protected();
         self.report_watching();
+        self.reconcile();
         self.write_blocked_file();
         Ok(())
+    }
+
+    /// True while the responders an earlier [`Engine::reload`] replaced are still finishing
+    /// their queued jobs. A caller that reloads on a signal holds the next reload until this
+    /// is false, so that signals coalesce (one reload at a time, at most one pending) and a
+    /// burst of SIGHUPs during a slow command cannot pile up responder threads.
+    pub fn reload_in_progress(&self) -> bool {
+        !self.retiring.is_empty()
     }
 
     /// A snapshot of state and counters (reads the kernel's capture counters).
@@ -683,7 +634,11 @@ impl Engine {
                     (m, count)
                 })
                 .collect(),
-            blocks: self.detector.blocks().copied().collect(),
+            blocks: self
+                .detector
+                .blocks()
+                .map(|r| r.map_times(|t| self.clock.wall_of(t)))
+                .collect(),
             detector: self.detector.stats(),
             skips: self.skips,
             capture: self.capture_totals,
@@ -724,18 +679,32 @@ impl Engine {
         std::mem::take(&mut self.messages)
     }
 
-    /// Stops: the responder thread finishes every queued job, their outcomes are recorded
-    /// and the `BLOCKED_FILE` is written. Returns the final status and the last messages.
+    /// Stops within `STOP_TIMEOUT`: the responder thread finishes the queued jobs it can in
+    /// that time and their outcomes are recorded; jobs it could not run stay pending (or
+    /// releasing) in the `BLOCKED_FILE`, which the next start completes. Returns the final
+    /// status and the last messages.
     pub fn shutdown(mut self) -> (EngineStatus, Vec<Message>) {
-        for d in std::mem::take(&mut self.retiring) {
-            let (_, reports) = d.shutdown();
+        let deadline = Instant::now() + self.settings.config.stop_timeout;
+        let mut unfinished = 0;
+        let dispatchers: Vec<Dispatcher> = std::mem::take(&mut self.retiring)
+            .into_iter()
+            .chain(self.dispatcher.take())
+            .collect();
+        for d in dispatchers {
+            let (backlog, _) = d.backlog();
+            let (reports, finished) =
+                d.shutdown_within(deadline.saturating_duration_since(Instant::now()));
             self.handle_reports(reports);
+            if !finished {
+                unfinished += backlog.max(1);
+            }
         }
-        if let Some(d) = self.dispatcher.take() {
-            let (_, reports) = d.shutdown();
-            self.handle_reports(reports);
+        if unfinished > 0 {
+            self.messages.push(warning(format!(
+                "STOP_TIMEOUT ({} s) reached with about {unfinished} block action(s) not                  finished: they stay in the block table and are completed at the next start",
+                self.settings.config.stop_timeout.as_secs()
+            )));
         }
-        self.take_restore_errors();
         self.write_blocked_file();
         let status = self.status();
         (status, self.take_messages())
@@ -762,125 +731,6 @@ impl Engine {
             ));
         }
         Ok((fanout, findings.is_empty()))
-    }
-
-    /// Restores the `BLOCKED_FILE`; a file that cannot be parsed is moved aside (nothing
-    /// lost) and reported.
-    fn restore_blocks(&mut self) -> Result<(), EngineError> {
-        let Some(path) = self.settings.config.blocked_file.clone() else {
-            return Ok(());
-        };
-        let Some(text) = blocked_file::read_if_exists(&path).map_err(EngineError::BlockedFile)?
-        else {
-            return Ok(());
-        };
-        match parse_records(&text) {
-            Ok(records) => {
-                let count = records.len();
-                let summary = self.detector.restore_blocks(records.iter().copied());
-                if count > 0 {
-                    self.messages.push(info(format!(
-                        "restored {} block(s) from {}{}",
-                        summary.restored,
-                        path.display(),
-                        if summary.released_protected > 0 {
-                            format!(
-                                "; {} protected address(es) will be released",
-                                summary.released_protected
-                            )
-                        } else {
-                            String::new()
-                        }
-                    )));
-                }
-                self.repush_nft(&records);
-            }
-            Err(e) => {
-                let aside = aside_path(&path);
-                let moved = std::fs::rename(&path, &aside);
-                self.messages.push(error_message(format!(
-                    "{}:{}: unreadable block table ({}); {}",
-                    path.display(),
-                    e.line,
-                    e.error,
-                    match moved {
-                        Ok(()) =>
-                            format!("moved to {} and starting without blocks", aside.display()),
-                        Err(m) => format!("could not move it aside ({m}); starting without blocks"),
-                    }
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Adds restored, still active blocks to the nftables set again (after a reboot the set
-    /// is empty), with their remaining time, on a thread of their own.
-    fn repush_nft(&mut self, records: &[BlockRecord]) {
-        let Some(spec) = self.settings.config.nft_set.clone() else {
-            return;
-        };
-        let at = now();
-        let pending: Vec<(IpAddr, Option<Duration>)> = records
-            .iter()
-            .filter(|r| self.detector.is_blocked(r.address))
-            .filter_map(|r| match r.expires_at {
-                None => Some((r.address, None)),
-                Some(end) if end > at => Some((r.address, Some(end.saturating_duration_since(at)))),
-                Some(_) => None,
-            })
-            .collect();
-        if pending.is_empty() {
-            return;
-        }
-        let (errors, restore_errors) = mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("portsentry-nft-restore".to_owned())
-            .spawn(move || {
-                for (address, remaining) in pending {
-                    // Whole seconds, at least one: nft's timeouts have that resolution.
-                    let timeout = remaining.map(|d| Duration::from_secs(d.as_secs().max(1)));
-                    // An element that is still there is not an error for `nft add`.
-                    if let Err(e) = NftSet::new(&spec, timeout).and_then(|set| set.add(address)) {
-                        let _ = errors.send(format!(
-                            "cannot re-add restored block of {} to the nftables set: {e}",
-                            respond::address_text(address)
-                        ));
-                    }
-                }
-            });
-        match spawned {
-            Ok(_) => self.restore_errors = Some(restore_errors),
-            Err(e) => self.messages.push(error_message(format!(
-                "cannot re-add restored blocks to the nftables set: {e}"
-            ))),
-        }
-    }
-
-    /// Reports what the nftables restore thread could not do; forgets it once it is done.
-    fn take_restore_errors(&mut self) {
-        let Some(errors) = &self.restore_errors else {
-            return;
-        };
-        loop {
-            match errors.try_recv() {
-                Ok(text) => self.messages.push(error_message(text)),
-                Err(mpsc::TryRecvError::Empty) => return,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    self.restore_errors = None;
-                    return;
-                }
-            }
-        }
-    }
-
-    fn write_blocked_file(&mut self) {
-        if let Some(path) = &self.settings.config.blocked_file
-            && let Err(e) = blocked_file::write_atomic(path, &self.detector.blocks_text())
-        {
-            self.messages
-                .push(error_message(format!("cannot write the block table: {e}")));
-        }
     }
 
     fn report_bind_failures(&mut self) {
@@ -931,9 +781,10 @@ impl Engine {
 }
 
 /// The responders for `settings` ([`respond::from_config`] plus `log`), with the
-/// permission findings of its files: when there is any, `KILL_ROUTE`, `KILL_HOSTS_DENY`,
-/// `KILL_RUN_CMD` and `UNBLOCK_CMD` are left out (they run as root, and anyone who can edit
-/// those files could choose them).
+/// permission findings of its files: when there is any, the configuration is
+/// [disarmed](permissions::disarm) first: no `KILL_*` or `UNBLOCK_CMD` command, no nftables
+/// set, no history file (they act as root, and anyone who can edit those files could choose
+/// them).
 ///
 /// # Errors
 ///
@@ -946,22 +797,17 @@ pub fn responders(
         permissions::check_config_files(settings.config_file.as_deref(), &settings.config);
     let mut config = settings.config.clone();
     if !findings.is_empty() {
-        config.kill_route = None;
-        config.kill_hosts_deny = None;
-        config.kill_run_cmd = None;
-        config.unblock_cmd = None;
+        permissions::disarm(&mut config);
     }
     Ok((respond::from_config(&config, log)?, findings))
 }
 
-/// Hands `event` to the dispatcher; a dropped alert counts as a failed block at once.
-fn submit(detector: &mut Detector, dispatcher: Option<&Dispatcher>, event: &Event) {
-    let Some(d) = dispatcher else { return };
-    if d.submit_event(event) == Submitted::Dropped
-        && let Event::Alert(alert) = event
-    {
-        detector.record_block_failed(alert.probe.source);
-    }
+/// True for the events the responders (or the limit log) must hear about.
+fn wants_response(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::Alert(_) | Event::Limited { .. } | Event::AlreadyBlocked(_) | Event::Ignored { .. }
+    )
 }
 
 /// Starts the responder thread; with `previous`, its jobs run only once `previous` has
@@ -994,7 +840,7 @@ fn banner_bytes(config: &Config) -> Option<Vec<u8>> {
 
 fn aside_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".unreadable-{}", now().as_secs()));
+    name.push(format!(".unreadable-{}", crate::capture::now().as_secs()));
     path.with_file_name(name)
 }
 

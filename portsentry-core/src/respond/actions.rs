@@ -20,6 +20,7 @@
 //! If nothing is configured for the alert's mode (e.g. `BLOCK_TCP=1` without any `KILL_*`),
 //! the responder returns [`Outcome::Skipped`] and nothing is recorded as blocked.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::command::{self, ShellCommand, Tokens};
@@ -173,6 +174,22 @@ fn finish(steps: Vec<Step>) -> Result<Outcome, ResponderError> {
 }
 
 impl Responder for Actions {
+    /// Removes hosts.deny lines of addresses the block table does not know.
+    fn prune(&mut self, keep: &dyn Fn(IpAddr) -> bool) -> Result<Vec<Step>, ResponderError> {
+        let Some(hd) = &self.hosts_deny else {
+            return Ok(Vec::new());
+        };
+        Ok(hd
+            .prune(keep)?
+            .into_iter()
+            .map(|address| Step {
+                action: Action::HostsDenyRemove,
+                detail: format!("{} (stray)", super::address_text(address)),
+                error: None,
+            })
+            .collect())
+    }
+
     fn name(&self) -> &str {
         "actions"
     }
@@ -367,6 +384,26 @@ mod tests {
             Actions::from_config(&c),
             Err(ResponderError::Config(_))
         ));
+    }
+
+    #[test]
+    fn prune_removes_only_lines_of_the_template_for_unknown_addresses() {
+        let s = setup();
+        let c = config(&s, false);
+        fs::write(
+            &s.deny,
+            "ALL: 203.0.113.1 : DENY\nALL: 203.0.113.2 : DENY\nsshd: 203.0.113.3\nALL: 2001:db8::5 : DENY\n",
+        )
+        .unwrap();
+        let mut actions = Actions::from_config(&c).unwrap();
+        let keep = |a: std::net::IpAddr| a == "203.0.113.1".parse::<std::net::IpAddr>().unwrap();
+        let steps = actions.prune(&keep).unwrap();
+        let removed: Vec<&str> = steps.iter().map(|s| s.detail.as_str()).collect();
+        assert_eq!(removed, ["203.0.113.2 (stray)", "2001:db8::5 (stray)"]);
+        assert_eq!(
+            lines(&s.deny),
+            ["ALL: 203.0.113.1 : DENY", "sshd: 203.0.113.3"]
+        );
     }
 
     #[test]

@@ -20,8 +20,7 @@
 use std::io::Read;
 use std::net::IpAddr;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -162,14 +161,12 @@ fn run(mut cmd: Command, shown: &str, timeout: Duration) -> Result<ExitStatus, R
         command: shown.to_owned(),
         source,
     })?;
-    let stderr = collect_stderr(&mut child);
-    let status = wait_with_deadline(&mut child, timeout);
-    // After exit (or kill) the pipe closes soon; a daemonised grandchild holding it open must
-    // not hang us, so the collector is given a short grace period only.
-    let stderr_text = stderr
-        .recv_timeout(Duration::from_millis(500))
-        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
-        .unwrap_or_default();
+    let mut stderr = Stderr::of(&mut child);
+    let status = wait_with_deadline(&mut child, timeout, &mut stderr);
+    // What the command wrote before it ended is in the pipe now; a daemonised grandchild
+    // (`setsid cmd &`) that keeps the pipe open is not waited for: the pipe is closed here.
+    stderr.drain();
+    let stderr_text = String::from_utf8_lossy(&stderr.kept).trim().to_owned();
     match status {
         Some(Ok(status)) if status.success() => Ok(status),
         Some(Ok(status)) => Err(ResponderError::CommandFailed {
@@ -188,34 +185,58 @@ fn run(mut cmd: Command, shown: &str, timeout: Duration) -> Result<ExitStatus, R
     }
 }
 
-/// Reads the child's stderr on a helper thread; the bytes (at most [`STDERR_LIMIT`]) arrive
-/// on the channel at EOF.
-fn collect_stderr(child: &mut Child) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    if let Some(mut pipe) = child.stderr.take() {
-        thread::spawn(move || {
-            let mut kept = Vec::new();
-            let mut buf = [0_u8; 1024];
-            loop {
-                match pipe.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let room = STDERR_LIMIT.saturating_sub(kept.len());
-                        kept.extend_from_slice(&buf[..n.min(room)]);
-                    }
-                }
-            }
-            let _ = tx.send(kept);
-        });
-    }
-    rx
+/// The child's stderr, read without blocking by the thread that waits for the child (no
+/// helper thread: nothing outlives the command, whatever its descendants keep open).
+struct Stderr {
+    pipe: Option<ChildStderr>,
+    kept: Vec<u8>,
 }
 
-/// Waits for the child; on timeout kills its process group and returns `None`.
-fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<std::io::Result<ExitStatus>> {
+impl Stderr {
+    fn of(child: &mut Child) -> Self {
+        let pipe = child
+            .stderr
+            .take()
+            .filter(|pipe| rustix::io::ioctl_fionbio(pipe, true).is_ok());
+        Self {
+            pipe,
+            kept: Vec::new(),
+        }
+    }
+
+    /// Reads what is in the pipe now (at most [`STDERR_LIMIT`] bytes are kept); closes the
+    /// pipe at end of file or on an error.
+    fn drain(&mut self) {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return;
+        };
+        let mut buf = [0_u8; 1024];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break self.pipe = None,
+                Ok(n) => {
+                    let room = STDERR_LIMIT.saturating_sub(self.kept.len());
+                    self.kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break self.pipe = None,
+            }
+        }
+    }
+}
+
+/// Waits for the child, reading its stderr meanwhile; on timeout kills its process group
+/// and returns `None`.
+fn wait_with_deadline(
+    child: &mut Child,
+    timeout: Duration,
+    stderr: &mut Stderr,
+) -> Option<std::io::Result<ExitStatus>> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(1);
     loop {
+        stderr.drain();
         match child.try_wait() {
             Ok(Some(status)) => return Some(Ok(status)),
             Ok(None) => {}
@@ -378,6 +399,32 @@ mod tests {
             !alive
         });
         assert!(gone, "grandchild {pid} survived the timeout");
+    }
+
+    /// The reproduction: a command that daemonises a child (`setsid ... &`) kept our
+    /// stderr reader thread alive as long as the child held the pipe. Now nothing is left
+    /// behind and the command's own stderr is still reported.
+    #[test]
+    fn a_daemonising_command_leaves_no_reader_behind() {
+        let before = Instant::now();
+        let err = run_shell(
+            "setsid sleep 5 </dev/null >/dev/null & echo 'said before exit' >&2; exit 3",
+            Duration::from_secs(10),
+        )
+        .unwrap_err();
+        let ResponderError::CommandFailed { status, stderr, .. } = err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(
+            (status.as_str(), stderr.as_str()),
+            ("exit status 3", "said before exit")
+        );
+        // The grandchild still holds the pipe for 5 s: the old reader waited for it.
+        assert!(
+            before.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            before.elapsed()
+        );
     }
 
     #[test]

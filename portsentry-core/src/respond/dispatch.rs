@@ -60,7 +60,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::resolve::Resolver;
-use super::{AlertReport, Fanout, Notice, ReleaseReport, ResponderError};
+use super::{AlertReport, Fanout, Notice, ReapplyReport, ReleaseReport, ResponderError};
+use crate::block_table::BlockRecord;
+use crate::config::BlockMode;
 use crate::event::{Alert, Event, IgnoreReason, Release};
 use crate::probe::{Probe, Timestamp};
 
@@ -121,6 +123,10 @@ pub enum Report {
     Alert(AlertReport),
     /// A release was handled.
     Release(ReleaseReport),
+    /// A block was re-applied (reconciliation).
+    Reapply(ReapplyReport),
+    /// Entries of addresses the block table does not know were removed (reconciliation).
+    Pruned(Vec<super::Step>),
     /// Responders failed on a notice or a flush (by responder name).
     Errors(Vec<(String, ResponderError)>),
 }
@@ -128,6 +134,8 @@ pub enum Report {
 enum Job {
     Alert(Alert),
     Release(Release),
+    Reapply(BlockRecord, BlockMode),
+    Prune(Vec<std::net::IpAddr>),
     Flush,
 }
 
@@ -187,6 +195,27 @@ impl Shared {
                 .wait(done)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
+    }
+
+    /// Waits at most `timeout` for the worker to stop; true if it did.
+    fn wait_finished_for(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut done = self
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while !*done {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            done = self
+                .finished_changed
+                .wait_timeout(done, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        true
     }
 
     fn lock(&self) -> MutexGuard<'_, Queues> {
@@ -330,6 +359,31 @@ impl Dispatcher {
         )
     }
 
+    /// Queues the re-application of `record` (wall-clock times) with `response` (see
+    /// [`Fanout::handle_reapply`]). Never blocks. A dropped one is counted with releases
+    /// (maintenance jobs); the next reconciliation tries again.
+    pub fn submit_reapply(&self, record: BlockRecord, response: BlockMode) -> Submitted {
+        let c = &self.shared.counters;
+        self.push_action(
+            Job::Reapply(record, response),
+            &c.dropped_releases,
+            &c.unreported_releases,
+        )
+    }
+
+    /// Queues the removal of entries of every address not in `keep` (see
+    /// [`Fanout::prune`]). Never blocks.
+    pub fn submit_prune(&self, mut keep: Vec<std::net::IpAddr>) -> Submitted {
+        keep.iter_mut().for_each(|a| *a = a.to_canonical());
+        keep.sort_unstable();
+        let c = &self.shared.counters;
+        self.push_action(
+            Job::Prune(keep),
+            &c.dropped_releases,
+            &c.unreported_releases,
+        )
+    }
+
     /// Queues whatever `event` needs: alerts and releases go to the action queue, ignored
     /// and already-blocked probes to the notice queue; the rest needs nothing. Never blocks.
     pub fn submit_event(&self, event: &Event) -> Submitted {
@@ -397,6 +451,23 @@ impl Dispatcher {
             None => Fanout::new(),
         };
         (fanout, self.results.try_iter().collect())
+    }
+
+    /// Stops taking jobs and waits at most `deadline` for the worker to finish the queued
+    /// ones. Returns the reports received and whether the worker finished: when it did not,
+    /// the jobs still queued are dropped without running (their blocks and releases stay
+    /// pending in the caller's journal) and the job in progress is left to end on its own
+    /// thread (not waited for).
+    pub fn shutdown_within(self, deadline: Duration) -> (Vec<Report>, bool) {
+        self.close();
+        let finished = self.shared.wait_finished_for(deadline);
+        if finished {
+            let (_, reports) = self.shutdown();
+            return (reports, true);
+        }
+        self.shared.lock().actions.clear();
+        self.shared.lock().notices.clear();
+        (self.results.try_iter().collect(), false)
     }
 
     /// Stops taking jobs; the worker goes on with the queued ones. Never blocks. Jobs
@@ -494,6 +565,16 @@ fn work(
                 Some(Report::Release(
                     fanout.handle_release(&release, name.as_deref()),
                 ))
+            }
+            Next::Action(Job::Reapply(record, response)) => Some(Report::Reapply(
+                fanout.handle_reapply(&record, response, now()),
+            )),
+            Next::Action(Job::Prune(keep)) => {
+                let (steps, errors) = fanout.prune(&keep);
+                if !errors.is_empty() {
+                    let _ = tx.send(Report::Errors(errors));
+                }
+                (!steps.is_empty()).then_some(Report::Pruned(steps))
             }
             Next::Action(Job::Flush) => {
                 let errors = fanout.flush();
@@ -639,6 +720,35 @@ mod tests {
         // Actions before notices: every alert line precedes the notice line.
         let notice_at = text.find("already blocked").unwrap();
         assert!(text.rfind("to TCP port: 3").unwrap() < notice_at, "{text}");
+    }
+
+    #[test]
+    fn shutdown_within_a_deadline_leaves_queued_jobs_unrun() {
+        let (started_tx, started_rx) = mpsc::channel::<u16>();
+        let slow = from_fn("slow", move |ctx: &AlertContext<'_>| {
+            started_tx.send(ctx.alert.probe.destination_port).unwrap();
+            std::thread::sleep(Duration::from_millis(1500));
+            Ok(Outcome::Acted(vec![]))
+        })
+        .blocking();
+        let d = Dispatcher::spawn(Fanout::new().with(slow), DispatchConfig::default()).unwrap();
+        for port in 1..=5 {
+            let a = alert("203.0.113.1", port, Mode::StealthTcp, BlockMode::Block);
+            assert_eq!(d.submit_alert(a), Submitted::Queued);
+        }
+        assert_eq!(started_rx.recv_timeout(Duration::from_secs(10)).unwrap(), 1);
+        let begun = std::time::Instant::now();
+        let (reports, finished) = d.shutdown_within(Duration::from_millis(200));
+        assert!(!finished);
+        assert!(
+            begun.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            begun.elapsed()
+        );
+        assert!(reports.is_empty(), "{reports:?}");
+        // The job in progress ends on its own; the four queued ones never start.
+        std::thread::sleep(Duration::from_millis(1700));
+        assert_eq!(started_rx.try_recv(), Err(mpsc::TryRecvError::Disconnected));
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //!
 //! The shipped fail2ban filters for each format are in `contrib/fail2ban/`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -92,19 +92,13 @@ pub struct HistoryResponder {
     tz: TimeZone,
 }
 
+/// Opens the history file append-only, never through a symbolic link
+/// ([`state_file::open_append`]).
 fn open_append(path: &Path) -> Result<File, ResponderError> {
-    let io = |source| ResponderError::Io {
+    crate::state_file::open_append(path).map_err(|source| ResponderError::Io {
         path: path.to_owned(),
         source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(io)?;
-    }
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(io)
+    })
 }
 
 impl HistoryResponder {
@@ -208,6 +202,7 @@ mod tests {
     use crate::probe::Timestamp;
     use crate::respond::Fanout;
     use crate::respond::test_support::alert;
+    use std::fs;
     use std::process::Command;
 
     fn ctx(a: &crate::Alert, block: BlockStatus) -> AlertContext<'_> {
@@ -244,6 +239,20 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             format!("{line}\n{line}\n")
         );
+    }
+
+    /// The reproduction: a link planted as the history file made root append to
+    /// the 0600 file it pointed at.
+    #[test]
+    fn a_link_as_history_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        fs::write(&secret, "private\n").unwrap();
+        let path = dir.path().join("portsentry.history");
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        let err = HistoryResponder::open(&path, HistoryFormat::Classic).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(fs::read_to_string(&secret).unwrap(), "private\n");
     }
 
     #[test]

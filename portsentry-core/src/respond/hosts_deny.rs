@@ -1,14 +1,16 @@
 //! `KILL_HOSTS_DENY`: the TCP-wrappers line, added once per host and removed on release.
 //!
 //! The line is the `KILL_HOSTS_DENY` template with `$TARGET$`, `$PORT$` and `$MODE$`
-//! substituted (see [`command`](super::command)); nothing else is interpreted, so tcpd's
-//! `\%` escapes stay as written. The file (`HOSTS_DENY_FILE`, default `/etc/hosts.deny`):
+//! substituted (see [`command`](super::command)), the target in tcp_wrappers' own syntax
+//! (an IPv6 address in brackets: [`wrappers_address`]); nothing else is interpreted, so
+//! tcpd's `\%` escapes stay as written. The file (`HOSTS_DENY_FILE`, default `/etc/hosts.deny`):
 //!
 //! * is refused when it is a symlink (checked with `lstat`), not a regular file, or
 //!   world-writable: a local user could otherwise redirect or forge our writes;
 //! * is created (mode 0644) when missing;
 //! * gets a line only if an identical line is not already there;
-//! * is replaced atomically ([`write_atomic`]), keeping its mode and owner.
+//! * is replaced atomically ([`write_atomic`]), never through a link, keeping its mode only
+//!   when it is our own file.
 //!
 //! On release, every line that the template could have produced for that address (any
 //! port, any mode) is removed, so releases work across restarts without remembering which
@@ -84,9 +86,21 @@ impl HostsDeny {
         &self.path
     }
 
-    /// The line for these tokens.
+    /// The line for these tokens: `$TARGET$` in tcp_wrappers' own syntax (an IPv6 address
+    /// in brackets, [`wrappers_address`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portsentry_core::respond::command::Tokens;
+    /// use portsentry_core::respond::hosts_deny::HostsDeny;
+    /// let deny = HostsDeny::new("/etc/hosts.deny", "ALL: $TARGET$ : DENY").unwrap();
+    /// let tokens = |a: &str| Tokens { target: a.parse().unwrap(), port: None, mode: None };
+    /// assert_eq!(deny.line(&tokens("2001:db8::9")), "ALL: [2001:db8::9] : DENY");
+    /// assert_eq!(deny.line(&tokens("203.0.113.9")), "ALL: 203.0.113.9 : DENY");
+    /// ```
     pub fn line(&self, tokens: &Tokens) -> String {
-        substitute(&self.template, tokens)
+        substitute(&fill_target(&self.template, tokens.target), tokens)
     }
 
     /// Adds the line for `tokens` unless it is already present.
@@ -121,12 +135,17 @@ impl HostsDeny {
         let Some(current) = self.read_checked()? else {
             return Ok(0);
         };
-        let target = super::address_text(address);
+        // Lines written in tcp_wrappers' syntax, and the unbracketed IPv6 lines older
+        // versions wrote (which never blocked anything).
+        let bracketed = self.template.replace("[$TARGET$]", "$TARGET$");
+        let (wrappers, plain) = (wrappers_address(address), super::address_text(address));
         let mut removed = 0;
         let mut next = String::with_capacity(current.len());
         for line in current.split_inclusive('\n') {
             let bare = line.strip_suffix('\n').unwrap_or(line);
-            if template_matches(&self.template, &target, bare) {
+            if template_matches(&bracketed, &wrappers, bare)
+                || template_matches(&self.template, &plain, bare)
+            {
                 removed += 1;
             } else {
                 next.push_str(line);
@@ -136,6 +155,40 @@ impl HostsDeny {
             write_atomic(&self.path, &next)?;
         }
         Ok(removed)
+    }
+
+    /// Removes the lines the template produced for addresses that `keep` refuses (lines
+    /// portsentry wrote for blocks its table no longer knows); returns those addresses.
+    /// Lines the template cannot have produced are never touched.
+    ///
+    /// # Errors
+    ///
+    /// As [`HostsDeny::add`].
+    pub fn prune(&self, keep: &dyn Fn(IpAddr) -> bool) -> Result<Vec<IpAddr>, ResponderError> {
+        let Some(current) = self.read_checked()? else {
+            return Ok(Vec::new());
+        };
+        let mut stray = Vec::new();
+        let mut next = String::with_capacity(current.len());
+        for line in current.split_inclusive('\n') {
+            let bare = line.strip_suffix('\n').unwrap_or(line);
+            match self.address_of(bare) {
+                Some(address) if !keep(address) => stray.push(address),
+                _ => next.push_str(line),
+            }
+        }
+        if !stray.is_empty() {
+            write_atomic(&self.path, &next)?;
+        }
+        Ok(stray)
+    }
+
+    /// The address whose line `line` is, if the template produced it.
+    fn address_of(&self, line: &str) -> Option<IpAddr> {
+        line.split(|c: char| c.is_whitespace() || c == ',')
+            .map(|word| word.trim_matches(|c| c == '[' || c == ']'))
+            .filter_map(|word| word.parse::<IpAddr>().ok())
+            .find(|&ip| template_matches(&self.template, &super::address_text(ip), line))
     }
 
     /// Reads the file after the safety checks; `None` when it does not exist.
@@ -173,6 +226,25 @@ impl HostsDeny {
 fn template_matches(template: &str, target: &str, line: &str) -> bool {
     let filled = template.replace("$TARGET$", target);
     matches_from(&filled, line)
+}
+
+/// `address` as tcp_wrappers reads it in a host pattern: an IPv4 address as is, an IPv6
+/// address in brackets (`[2001:db8::9]`; hosts_access(5): without brackets an IPv6 pattern
+/// matches nothing, so the line would block nobody). IPv4-mapped addresses are IPv4.
+pub fn wrappers_address(address: IpAddr) -> String {
+    match address.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// `template` with `$TARGET$` filled in tcp_wrappers' syntax; a template that already
+/// brackets it (`[$TARGET$]`) is not bracketed twice.
+fn fill_target(template: &str, address: IpAddr) -> String {
+    let text = wrappers_address(address);
+    template
+        .replace("[$TARGET$]", &text)
+        .replace("$TARGET$", &text)
 }
 
 fn matches_from(pattern: &str, text: &str) -> bool {
@@ -294,7 +366,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
-            "# existing\nsshd: 192.0.2.1\nALL: 203.0.113.5 : DENY\nALL: 2001:db8::5 : DENY\n"
+            "# existing\nsshd: 192.0.2.1\nALL: 203.0.113.5 : DENY\nALL: [2001:db8::5] : DENY\n"
         );
     }
 
@@ -328,6 +400,57 @@ mod tests {
             "ALL: 203.0.113.5 : spawn /bin/echo \\%h \\%d\n"
         );
         assert_eq!(hd.remove("203.0.113.5".parse().unwrap()).unwrap(), 1);
+    }
+
+    /// What tcp_wrappers itself decides for `client` with the `hosts.deny` (and an empty
+    /// `hosts.allow`) in `dir`: `tcpdmatch -d` reads both from the current directory.
+    fn tcpdmatch(dir: &Path, client: &str) -> Option<String> {
+        let out = std::process::Command::new("tcpdmatch")
+            .args(["-d", "sshd", client])
+            .current_dir(dir)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("access:"))
+            .map(|a| a.trim().to_owned())
+    }
+
+    /// The issue's reproduction: `ALL: 2001:db8::9 : DENY` (no brackets) was "granted" by
+    /// tcp_wrappers, yet recorded as a block. Both families, checked by tcpdmatch.
+    #[test]
+    fn lines_block_in_tcp_wrappers_for_both_families() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hosts.allow"), "").unwrap();
+        let hd = HostsDeny::new(dir.path().join("hosts.deny"), "ALL: $TARGET$ : DENY").unwrap();
+        hd.add(&tokens("2001:db8::9", 11, Mode::StealthTcp))
+            .unwrap();
+        hd.add(&tokens("::ffff:203.0.113.9", 11, Mode::StealthTcp))
+            .unwrap();
+        let Some(v6) = tcpdmatch(dir.path(), "2001:db8::9") else {
+            eprintln!("skipped: tcpdmatch (Debian package tcpd) is not installed");
+            return;
+        };
+        assert_eq!(v6, "denied");
+        assert_eq!(tcpdmatch(dir.path(), "203.0.113.9").unwrap(), "denied");
+        assert_eq!(tcpdmatch(dir.path(), "2001:db8::8").unwrap(), "granted");
+        assert_eq!(tcpdmatch(dir.path(), "203.0.113.8").unwrap(), "granted");
+        // Release removes the bracketed line, and an unbracketed one an older version wrote.
+        let mut text = fs::read_to_string(hd.path()).unwrap();
+        text.push_str("ALL: 2001:db8::9 : DENY\n");
+        fs::write(hd.path(), text).unwrap();
+        assert_eq!(hd.remove("2001:db8::9".parse().unwrap()).unwrap(), 2);
+        assert_eq!(tcpdmatch(dir.path(), "2001:db8::9").unwrap(), "granted");
+        assert_eq!(
+            fs::read_to_string(hd.path()).unwrap(),
+            "ALL: 203.0.113.9 : DENY\n"
+        );
+        // A template that brackets the target itself is not bracketed twice.
+        let own = HostsDeny::new(dir.path().join("other"), "ALL: [$TARGET$]").unwrap();
+        assert_eq!(
+            own.line(&tokens("2001:db8::9", 1, Mode::Tcp)),
+            "ALL: [2001:db8::9]"
+        );
     }
 
     #[test]

@@ -63,8 +63,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::block_table::BlockRecord;
+use crate::config::BlockMode;
 use crate::event::{Alert, IgnoreReason, Release};
-use crate::probe::Probe;
+use crate::probe::{Probe, Protocol, ScanKind, Timestamp};
 
 pub mod actions;
 pub mod blocked_file;
@@ -224,6 +226,54 @@ pub struct ReleaseContext<'a> {
     pub steps: &'a [Step],
 }
 
+/// What a blocking responder is given to re-apply a block that the block table holds
+/// (reconciliation: at start, after a reload, on `RECONCILE_INTERVAL`).
+#[derive(Debug, Clone, Copy)]
+pub struct ReapplyContext<'a> {
+    /// The block, its times on the wall clock.
+    pub record: &'a BlockRecord,
+    /// How long the block has left (`None`: forever), for actions with their own timeout.
+    pub remaining: Option<Duration>,
+    /// An alert standing for the block (source, mode, port, the configured response), for
+    /// responders that re-apply by blocking again.
+    pub alert: &'a Alert,
+    /// The release of the block, for responders that first undo what may be left.
+    pub release: &'a Release,
+}
+
+impl ReapplyContext<'_> {
+    /// The alert and release standing for `record` at `now` with `response`, as
+    /// [`ReapplyContext::alert`] and [`ReapplyContext::release`] expect them.
+    pub fn parts(record: &BlockRecord, response: BlockMode, now: Timestamp) -> (Alert, Release) {
+        let protocol = record.mode.protocol();
+        let kind = match (record.mode.is_connect(), protocol) {
+            (true, _) => ScanKind::Connect,
+            (false, Protocol::Udp) => ScanKind::Udp,
+            (false, Protocol::Tcp) => ScanKind::Syn,
+        };
+        let unspecified = match record.address {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        };
+        let alert = Alert {
+            probe: Probe {
+                at: now,
+                source: record.address,
+                destination: unspecified,
+                protocol,
+                source_port: 0,
+                destination_port: record.port,
+                kind,
+                ip_options: false,
+            },
+            mode: record.mode,
+            distinct_ports: 1,
+            response,
+        };
+        (alert, record.release_at(now))
+    }
+}
+
 /// Something worth reporting that is neither an alert nor a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -378,7 +428,7 @@ impl ResponderError {
 /// every wait must be bounded (commands have a timeout).
 ///
 /// Blocking responders return [`Outcome::Acted`] with their steps when every step
-/// succeeded, [`Outcome::Skipped`] when the alert's [`BlockMode`](crate::BlockMode) asks
+/// succeeded, [`Outcome::Skipped`] when the alert's [`BlockMode`] asks
 /// nothing of them, and an error (usually [`ResponderError::BlockFailed`]) otherwise.
 /// Reporting responders return [`Outcome::Reported`].
 pub trait Responder: Send {
@@ -405,6 +455,46 @@ pub trait Responder: Send {
     fn on_release(&mut self, ctx: &ReleaseContext<'_>) -> Result<Outcome, ResponderError> {
         let _ = ctx;
         Ok(Outcome::Skipped)
+    }
+
+    /// Re-applies a block the block table holds (a blocking responder's part of
+    /// reconciliation: after a crash, a reboot or a firewall flush the entry may be gone, or
+    /// half made). Called only on [`Role::Block`] responders.
+    ///
+    /// Default, for actions that cannot be queried: run the release actions
+    /// ([`Responder::on_release`]) and ignore their result (there may be nothing to undo),
+    /// then the blocking actions ([`Responder::on_alert`]) with [`BlockStatus::Pending`].
+    /// Commands should therefore be idempotent, or at least tolerate running again after
+    /// their undo.
+    ///
+    /// # Errors
+    ///
+    /// As [`Responder::on_alert`]: an error means the block is not in force now.
+    fn on_reapply(&mut self, ctx: &ReapplyContext<'_>) -> Result<Outcome, ResponderError> {
+        let _ = self.on_release(&ReleaseContext {
+            release: ctx.release,
+            host_name: None,
+            steps: &[],
+        });
+        self.on_alert(&AlertContext {
+            alert: ctx.alert,
+            host_name: None,
+            block: BlockStatus::Pending,
+            steps: &[],
+        })
+    }
+
+    /// Removes the entries this responder made for addresses that `keep` refuses (the
+    /// block table does not know them: a block of an older version, a hand-made entry in
+    /// portsentry's own set). Called only on [`Role::Block`] responders, during
+    /// reconciliation. Default: nothing (commands cannot be queried).
+    ///
+    /// # Errors
+    ///
+    /// Any [`ResponderError`]; it is reported.
+    fn prune(&mut self, keep: &dyn Fn(IpAddr) -> bool) -> Result<Vec<Step>, ResponderError> {
+        let _ = keep;
+        Ok(Vec::new())
     }
 
     /// Handles a notice (ignored source, already-blocked source, dropped jobs). Default:
@@ -440,6 +530,12 @@ impl<R: Responder + ?Sized> Responder for Box<R> {
     }
     fn on_release(&mut self, ctx: &ReleaseContext<'_>) -> Result<Outcome, ResponderError> {
         (**self).on_release(ctx)
+    }
+    fn on_reapply(&mut self, ctx: &ReapplyContext<'_>) -> Result<Outcome, ResponderError> {
+        (**self).on_reapply(ctx)
+    }
+    fn prune(&mut self, keep: &dyn Fn(IpAddr) -> bool) -> Result<Vec<Step>, ResponderError> {
+        (**self).prune(keep)
     }
     fn on_notice(&mut self, notice: &Notice<'_>) -> Result<(), ResponderError> {
         (**self).on_notice(notice)
@@ -540,6 +636,20 @@ pub struct AlertReport {
     /// Every step the blocking responders took, in order.
     pub steps: Vec<Step>,
     /// Each responder's result, blocking responders first, then reporting ones.
+    pub responders: Vec<ResponderReport>,
+}
+
+/// Everything that happened when one block was re-applied.
+#[derive(Debug)]
+pub struct ReapplyReport {
+    /// The block.
+    pub record: BlockRecord,
+    /// The combined result of the blocking responders ([`BlockStatus::Blocked`]: in force;
+    /// [`BlockStatus::NotRequested`]: no responder applies to it now).
+    pub block: BlockStatus,
+    /// Every step taken, in order.
+    pub steps: Vec<Step>,
+    /// Each blocking responder's result.
     pub responders: Vec<ResponderReport>,
 }
 
@@ -724,6 +834,52 @@ impl Fanout {
             steps,
             responders: reports,
         }
+    }
+
+    /// Re-applies `record` (wall-clock times) at `now` on every blocking responder (see
+    /// [`Responder::on_reapply`]); reporting responders are not called: a block is logged
+    /// and written to the history once, when it is made.
+    pub fn handle_reapply(
+        &mut self,
+        record: &BlockRecord,
+        response: BlockMode,
+        now: Timestamp,
+    ) -> ReapplyReport {
+        let (alert, release) = ReapplyContext::parts(record, response, now);
+        let ctx = ReapplyContext {
+            record,
+            remaining: record.remaining(now),
+            alert: &alert,
+            release: &release,
+        };
+        let mut reports = Vec::new();
+        self.run_role(Role::Block, &mut reports, |r| r.on_reapply(&ctx));
+        ReapplyReport {
+            record: *record,
+            block: combine(&reports),
+            steps: collect_steps(&reports),
+            responders: reports,
+        }
+    }
+
+    /// Removes, on every blocking responder, the entries of addresses not in `keep` (sorted);
+    /// returns the steps taken and the errors, by responder name.
+    pub fn prune(&mut self, keep: &[IpAddr]) -> (Vec<Step>, Vec<(String, ResponderError)>) {
+        let known = |address: IpAddr| keep.binary_search(&address.to_canonical()).is_ok();
+        let mut steps = Vec::new();
+        let mut errors = Vec::new();
+        for r in self
+            .responders
+            .iter_mut()
+            .filter(|r| r.role() == Role::Block)
+        {
+            let name = r.name().to_owned();
+            match guarded(&name, || r.prune(&known)) {
+                Ok(taken) => steps.extend(taken),
+                Err(e) => errors.push((name, e)),
+            }
+        }
+        (steps, errors)
     }
 
     /// Passes a notice to every responder; returns the errors, by responder name.

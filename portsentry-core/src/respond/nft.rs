@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use super::command::{self, run_argv};
 use super::{
-    Action, AlertContext, Outcome, ReleaseContext, Responder, ResponderError, Role, Step,
-    address_text,
+    Action, AlertContext, Outcome, ReapplyContext, ReleaseContext, Responder, ResponderError, Role,
+    Step, address_text,
 };
 use crate::config::{BlockMode, Config};
 
@@ -243,6 +243,51 @@ impl NftSet {
         }
     }
 
+    /// The addresses in portsentry's sets of this family (`SET4` and/or `SET6`), read with
+    /// `nft list set`. A set that cannot be listed is skipped; when none can, the first error
+    /// is returned.
+    ///
+    /// # Errors
+    ///
+    /// [`ResponderError::Spawn`], [`ResponderError::Timeout`] or
+    /// [`ResponderError::CommandFailed`] when no set could be listed.
+    pub fn elements(&self) -> Result<Vec<IpAddr>, ResponderError> {
+        let sets: &[&str] = match self.family.as_str() {
+            "ip" => &["4"],
+            "ip6" => &["6"],
+            _ => &["4", "6"],
+        };
+        let mut found = Vec::new();
+        let mut first_error = None;
+        let mut listed = false;
+        for suffix in sets {
+            let mut argv = self.program.clone();
+            argv.extend(
+                [
+                    "list",
+                    "set",
+                    &self.family,
+                    &self.table,
+                    &format!("{}{suffix}", self.set),
+                ]
+                .map(str::to_owned),
+            );
+            match output_of(&argv, self.command_timeout) {
+                Ok(text) => {
+                    listed = true;
+                    found.extend(set_elements(&text));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match (listed, first_error) {
+            (false, Some(e)) => Err(e),
+            _ => Ok(found),
+        }
+    }
+
     fn step(
         &self,
         action: Action,
@@ -262,7 +307,91 @@ impl NftSet {
     }
 }
 
+/// The addresses listed between `elements = {` and `}` in the output of `nft list set`.
+fn set_elements(text: &str) -> Vec<IpAddr> {
+    let Some(start) = text.find("elements = {") else {
+        return Vec::new();
+    };
+    let body = &text[start + "elements = {".len()..];
+    let body = body.split('}').next().unwrap_or("");
+    body.split(|c: char| c.is_whitespace() || c == ',')
+        .filter_map(|word| word.parse::<IpAddr>().ok())
+        .collect()
+}
+
+/// Runs `argv` and returns its standard output, killing it after `timeout`.
+fn output_of(argv: &[String], timeout: Duration) -> Result<String, ResponderError> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let shown = argv.join(" ");
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| ResponderError::Config("an empty command line".to_owned()))?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|source| ResponderError::Spawn {
+            command: shown.clone(),
+            source,
+        })?;
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut out) = stdout {
+            let _ = out.read_to_string(&mut text);
+        }
+        text
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ResponderError::Timeout {
+                    command: shown,
+                    timeout,
+                });
+            }
+        }
+    };
+    let text = reader.join().unwrap_or_default();
+    if status.success() {
+        Ok(text)
+    } else {
+        Err(ResponderError::CommandFailed {
+            command: shown,
+            status: status.to_string(),
+            stderr: String::new(),
+        })
+    }
+}
+
 impl Responder for NftSet {
+    /// Deletes the elements of addresses the block table does not know.
+    fn prune(&mut self, keep: &dyn Fn(IpAddr) -> bool) -> Result<Vec<Step>, ResponderError> {
+        let mut steps = Vec::new();
+        for address in self.elements()? {
+            if keep(address) {
+                continue;
+            }
+            let result = self.remove(address);
+            steps.push(Step {
+                action: Action::NftRemove,
+                detail: format!("{} (stray)", address_text(address)),
+                error: result.err().map(|e| e.to_string()),
+            });
+        }
+        Ok(steps)
+    }
+
     fn name(&self) -> &str {
         "nft"
     }
@@ -283,6 +412,20 @@ impl Responder for NftSet {
         let address = ctx.release.address;
         self.step(Action::NftRemove, address, self.remove(address))
     }
+
+    /// Adds the element again with the block's remaining time (an element still there is
+    /// no error for `nft add`); nothing is removed first, so the block never has a gap.
+    fn on_reapply(&mut self, ctx: &ReapplyContext<'_>) -> Result<Outcome, ResponderError> {
+        if ctx.alert.response != BlockMode::Block {
+            return Ok(Outcome::Skipped);
+        }
+        let address = ctx.record.address;
+        let remaining = Self {
+            element_timeout: ctx.remaining,
+            ..self.clone()
+        };
+        self.step(Action::Nft, address, remaining.add(address))
+    }
 }
 
 #[cfg(test)]
@@ -295,6 +438,20 @@ mod tests {
     use crate::respond::{BlockStatus, Fanout};
     use std::path::Path;
     use std::process::Command;
+
+    #[test]
+    fn set_elements_are_read_from_nft_output() {
+        let text = "table inet t {\n\tset blocked4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t\t\
+                    elements = { 203.0.113.1 timeout 1h expires 59m58s,\n\t\t\t     203.0.113.2 }\n\t}\n}\n";
+        assert_eq!(
+            set_elements(text),
+            [
+                "203.0.113.1".parse::<IpAddr>().unwrap(),
+                "203.0.113.2".parse().unwrap()
+            ]
+        );
+        assert!(set_elements("table inet t { set s { type ipv6_addr } }").is_empty());
+    }
 
     #[test]
     fn spec_parsing_and_set_naming() {

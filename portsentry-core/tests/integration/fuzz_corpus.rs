@@ -15,6 +15,8 @@ fn run_target(target: &str, input: &[u8]) {
         "classify" => fuzzing::classify_paths_agree(input),
         "conf_file" => fuzzing::conf_file_invariants(input),
         "ignore_file" => fuzzing::ignore_file_invariants(input),
+        "blocked_file" => fuzzing::blocked_file_invariants(input),
+        "control" => fuzzing::control_invariants(input),
         other => panic!("fuzz/{other}: no replay function for this target; add one"),
     }
 }
