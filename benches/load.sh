@@ -15,7 +15,8 @@
 #   drops     frames the kernel dropped before the daemon read them (PACKET_STATISTICS, and
 #             for connect mode the UDP RcvbufErrors of /proc/net/snmp)
 #   detected  distinct sources named by an alert line, plus the log-only alerts summarised
-#             (more than 1,000 a second), of the distinct sources sent
+#             (more than 1,000 a second) and the alerts the block limits kept from blocking
+#             (counted and summarised), of the distinct sources sent
 #
 #   benches/load.sh [ROW...]     (rows 1-7; default all; about 3 minutes)
 #
@@ -163,8 +164,13 @@ with open(out_path, errors="replace") as f:
         if m:
             alerted.add(m.group(1))
 status = json.load(open(status_path))
-suppressed = status.get("counters", {}).get("floods", {}).get("suppressed_alerts", 0)
-detected = f"{len(alerted):,} logged + {suppressed:,} summarised of {int(distinct):,}"
+counters = status.get("counters", {})
+suppressed = counters.get("floods", {}).get("suppressed_alerts", 0)
+limited = counters.get("not_blocked_by_limits", 0)
+detected = f"{len(alerted):,} logged + {suppressed:,} summarised"
+if limited:
+    detected += f" + {limited:,} over the block limits"
+detected += f" of {int(distinct):,}"
 print(f"| {number} | {name} | {packets:,} | {cpu:.2f} ({user:.2f} + {system:.2f}) | {per:.2f} | {kids:.2f} | {passed:,} | {dropped:,} | {detected} |")
 PY
 }
