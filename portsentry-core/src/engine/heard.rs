@@ -12,7 +12,7 @@ use crate::listening::ListeningPorts;
 use crate::mode::Mode;
 use crate::port_state::PortState;
 use crate::ports::PortSet;
-use crate::probe::{Protocol, Timestamp};
+use crate::probe::{Probe, Protocol, Timestamp};
 use std::time::Duration;
 
 /// What the engine keeps of the host's own answers.
@@ -31,39 +31,42 @@ impl Heard {
         }
     }
 
-    /// Handles one captured frame: the host's own frames feed the answers, received ones
-    /// are classified (at `at`, the engine's timeline), replies skipped, the rest observed;
-    /// an alert is held for its answer, the other events the responders want go to `events`
-    /// (`probe_events`: `PROBE_EVENTS` is on).
-    pub(super) fn frame(
+    /// Reads one captured frame: the host's own frames feed the answers (counted as
+    /// [`Skip::Outgoing`]), a received probe that replies to one of the host's flows is
+    /// counted as [`Skip::Reply`]; the other received probes are returned (classified at
+    /// `at`, the engine's timeline) for the detector.
+    pub(super) fn probe(
         &mut self,
         frame: &Frame<'_>,
         at: Timestamp,
-        detector: &mut Detector,
-        events: &mut Vec<Event>,
         skips: &mut SkipCounts,
-        probe_events: bool,
-    ) {
+    ) -> Option<Probe> {
         if frame.direction == Direction::Outgoing {
             skips.record(Skip::Outgoing);
             if let Ok(sent) = classify_sent(at, LinkType::CookedL3, frame.data) {
                 self.answers.sent(&sent, &mut self.ready);
             }
-            return;
+            return None;
         }
         match classify(at, LinkType::CookedL3, frame.data) {
-            Ok(probe) => {
-                if self.answers.is_reply(&probe) {
-                    skips.record(Skip::Reply);
-                    return;
-                }
-                match detector.observe(&probe) {
-                    Event::Alert(alert) => self.answers.hold(alert, &mut self.ready),
-                    event if super::wants_response(&event, probe_events) => events.push(event),
-                    _ => {}
-                }
+            Ok(probe) if self.answers.is_reply(&probe) => {
+                skips.record(Skip::Reply);
+                None
             }
-            Err(skip) => skips.record(skip),
+            Ok(probe) => Some(probe),
+            Err(skip) => {
+                skips.record(skip);
+                None
+            }
+        }
+    }
+
+    /// Passes an event for the responders on: an alert is held for the host's answer to
+    /// its probe, any other event goes to `events` at once.
+    pub(super) fn pass_on(&mut self, event: Event, events: &mut Vec<Event>) {
+        match event {
+            Event::Alert(alert) => self.answers.hold(alert, &mut self.ready),
+            event => events.push(event),
         }
     }
 

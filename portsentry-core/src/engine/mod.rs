@@ -82,6 +82,7 @@ use crate::config::Config;
 use crate::connect::{ConnectError, Contact};
 use crate::detector::{Detector, DetectorError, DetectorStats};
 use crate::event::{Event, Release};
+use crate::flood::{FloodCounts, FloodSummary, Verdict};
 use crate::ignore::IgnoreList;
 use crate::listening::{ListeningError, ListeningPorts};
 use crate::mode::Mode;
@@ -250,6 +251,8 @@ pub struct EngineStatus {
     pub accept_failures: u64,
     /// False when `KILL_*` commands are refused because of a permission finding.
     pub commands_enabled: bool,
+    /// Repeats of known sources: counted, noticed, summarised (see [`crate::flood`]).
+    pub floods: FloodCounts,
 }
 
 /// The live detector; see the [module docs](self).
@@ -307,6 +310,8 @@ pub struct Engine {
     consecutive_capture_errors: u32,
     last_refresh: Instant,
     messages: Vec<Message>,
+    /// Repeats of known sources cost a counter here; summaries become messages.
+    floods: FloodSummary,
 }
 
 impl std::fmt::Debug for Engine {
@@ -368,9 +373,19 @@ impl Engine {
             consecutive_capture_errors: 0,
             last_refresh: Instant::now(),
             messages,
+            floods: FloodSummary::new(),
         };
         let (fanout, commands_enabled) = engine.build_responders(&engine.settings.clone())?;
         engine.commands_enabled = commands_enabled;
+        // Commands a killed earlier run left behind must be over before its pending blocks
+        // are completed or undone (module `respond::orphans`).
+        let orphans = respond::orphans::end_orphaned_commands();
+        if orphans > 0 {
+            engine.messages.push(warning(format!(
+                "ended {orphans} command process(es) left running by an earlier run that was \
+                 killed; their blocks are completed or undone from the journal"
+            )));
+        }
         let (resumed, completing) = engine.restore_journal()?;
         engine.dispatcher = Some(spawn_dispatcher(fanout, &engine.settings.config, None)?);
         engine.refresh_filter();
@@ -408,6 +423,9 @@ impl Engine {
         self.dispatch_events();
         self.take_reports();
         self.release_due(self.clock.now());
+        if let Some(summary) = self.floods.due(self.clock.now()) {
+            self.messages.push(info(summary.to_string()));
+        }
         if self.last_refresh.elapsed() >= self.options.refresh_interval {
             self.refresh();
         }
@@ -427,6 +445,7 @@ impl Engine {
             sources,
             detector,
             skips,
+            floods,
             events,
             clock,
             heard,
@@ -453,7 +472,17 @@ impl Engine {
         let at = clock.now();
         for frame in batch.iter() {
             frames += 1;
-            heard.frame(&frame, at, detector, events, skips, probe_events);
+            // The host's own frames feed its answers; replies to its flows are skipped.
+            let Some(probe) = heard.probe(&frame, at, skips) else {
+                continue;
+            };
+            let event = detector.observe(&probe);
+            // Repeats of known sources and mass log-only alerts cost a counter.
+            let verdict = floods.absorb_event(&event);
+            if wants_response(&event, probe_events) && verdict != Some(Verdict::Counted) {
+                // An alert waits for the host's answer to its probe (its port state).
+                heard.pass_on(event, events);
+            }
         }
         self.consecutive_capture_errors = 0;
         self.dispatch_events();
@@ -467,7 +496,10 @@ impl Engine {
         let Some(listener) = self.sources.connect.as_mut() else {
             return Ok(());
         };
-        listener.wait(wait, &mut self.contacts)?;
+        let taken = listener.wait(wait, &mut self.contacts)?;
+        // As for the capture: after a few contacts, let more gather for a millisecond, so
+        // that a datagram flood is read in batches rather than one wake-up per datagram.
+        let coalesce = !wait.is_zero() && (1..FULL_BATCH).contains(&taken);
         for contact in self.contacts.drain(..) {
             let mut probe = contact.probe();
             probe.at = self.clock.now();
@@ -477,7 +509,8 @@ impl Engine {
             };
             let alerted = matches!(event, Event::Alert(_));
             let probe_events = self.settings.config.probe_events_per_second > 0;
-            if wants_response(&event, probe_events) {
+            let verdict = self.floods.absorb_event(&event);
+            if wants_response(&event, probe_events) && verdict != Some(Verdict::Counted) {
                 self.events.push(event);
             }
             // Only with an alert, once per source per window: never an amplifier.
@@ -489,6 +522,9 @@ impl Engine {
             }
         }
         self.dispatch_events();
+        if coalesce {
+            std::thread::sleep(COALESCE);
+        }
         Ok(())
     }
 
@@ -655,6 +691,7 @@ impl Engine {
                 .as_ref()
                 .map_or(0, |l| l.accept_failures()),
             commands_enabled: self.commands_enabled,
+            floods: self.floods.counts(),
         }
     }
 
