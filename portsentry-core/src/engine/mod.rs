@@ -249,6 +249,8 @@ pub struct EngineStatus {
     pub commands_enabled: bool,
     /// Repeats of known sources: counted, noticed, summarised (see [`crate::flood`]).
     pub floods: FloodCounts,
+    /// Reconciliations run so far (at start, after reloads and every `RECONCILE_INTERVAL`).
+    pub reconcile_runs: u64,
 }
 
 /// The live detector; see the [module docs](self).
@@ -290,6 +292,8 @@ pub struct Engine {
     limit_log: LimitLog,
     /// When the next reconciliation is due; `None`: only at start and reload.
     next_reconcile: Option<Instant>,
+    /// Reconciliations run so far.
+    reconcile_runs: u64,
     options: EngineOptions,
     facts: HostFacts,
     listening: ListeningPorts,
@@ -351,6 +355,7 @@ impl Engine {
             noticed: HashSet::new(),
             limit_log: LimitLog::new(),
             next_reconcile: None,
+            reconcile_runs: 0,
             banner: banner_bytes(&settings.config),
             banner_gate: BannerGate::new(settings.config.scan_window),
             settings,
@@ -672,6 +677,7 @@ impl Engine {
                 .map_or(0, |l| l.accept_failures()),
             commands_enabled: self.commands_enabled,
             floods: self.floods.counts(),
+            reconcile_runs: self.reconcile_runs,
         }
     }
 
