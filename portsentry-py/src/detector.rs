@@ -61,7 +61,7 @@ pub(crate) fn parse_address_entries(
 }
 
 /// Checks that `responder` can be called: a `Responder` or any callable.
-fn check_responder(py: Python<'_>, responder: &Bound<'_, PyAny>) -> PyResult<()> {
+pub(crate) fn check_responder(py: Python<'_>, responder: &Bound<'_, PyAny>) -> PyResult<()> {
     if responder.is_instance(RESPONDER.get(py)?)? || responder.is_callable() {
         Ok(())
     } else {
@@ -73,7 +73,7 @@ fn check_responder(py: Python<'_>, responder: &Bound<'_, PyAny>) -> PyResult<()>
 }
 
 /// Calls one responder for one event.
-fn call_responder(
+pub(crate) fn call_responder(
     py: Python<'_>,
     responder: &Bound<'_, PyAny>,
     method: &str,

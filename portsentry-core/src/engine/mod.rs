@@ -705,8 +705,7 @@ impl Engine {
     /// findings; returns it with whether commands are enabled.
     fn build_responders(&mut self, settings: &Settings) -> Result<(Fanout, bool), EngineError> {
         let log = self.options.log.as_mut().map(|make| make());
-        let (mut fanout, findings) =
-            responders(settings, log).map_err(EngineError::Responders)?;
+        let (mut fanout, findings) = responders(settings, log).map_err(EngineError::Responders)?;
         if let Some(make) = self.options.extra.as_mut() {
             for responder in make() {
                 fanout.push_boxed(responder);

@@ -1,0 +1,143 @@
+"""The live ``Sensor`` in network namespaces: nmap scans, slow and raising responders, a
+forged flood. Needs root, nmap and hping3; otherwise each test is skipped with the reason
+(shown by ``pytest -rs``, as scripts/test-python runs it)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from netlab import ATTACKER4, SECOND4, Lab, needs_root_lab
+
+PORTS = "1,11,15,79,111"
+
+
+def is_alert_from(source: str, responder: str | None = None) -> Any:
+    def match(item: dict[str, Any]) -> bool:
+        return (
+            item.get("kind") == "alert"
+            and item.get("source") == source
+            and (responder is None and item["type"] == "event"
+                 or item.get("responder") == responder)
+        )
+    return match
+
+
+def test_nmap_scan_reaches_the_callable_and_the_iterator(tmp_path: Path) -> None:
+    needs_root_lab("nmap")
+    with Lab() as lab, lab.sensor("plain", tmp_path) as sensor:
+        assert not sensor.all(lambda i: i["type"] == "error"), sensor.seen
+        lab.nmap(PORTS)
+        call = sensor.wait_for(is_alert_from(ATTACKER4, "collect"), 20)
+        assert call["scan"] == "syn"
+        assert call["mode"] == "stcp"
+        assert call["port"] in {1, 11, 15, 79, 111}
+        event = sensor.wait_for(is_alert_from(ATTACKER4), 10)
+        # The iterator yields the same alert the callable got.
+        assert (event["source"], event["scan"], event["port"]) == (
+            call["source"], call["scan"], call["port"])
+        status = sensor.status()
+        assert status["running"] is True
+        assert status["alerts"] == 1
+        assert status["frames"] >= 5
+        assert status["responders"][0]["name"] == "collect"
+        assert status["responders"][0]["calls"] == 1
+        stopped = sensor.stop()
+        assert stopped["seconds"] < 1.0, stopped
+        assert stopped["running"] is False
+        sensor.process.wait(timeout=20)
+        assert sensor.process.returncode == 0, "".join(sensor.stderr)
+
+
+def test_raising_and_sleeping_responders_lose_nothing_and_delay_nothing(
+    tmp_path: Path,
+) -> None:
+    needs_root_lab("nmap")
+    with Lab() as lab, lab.sensor("slow", tmp_path) as sensor:
+        assert not sensor.all(lambda i: i["type"] == "error"), sensor.seen
+        lab.nmap(PORTS)
+        sensor.wait_for(is_alert_from(ATTACKER4, "sleeping"), 20)
+        # The second scanner comes while the sleeping responder is busy for 10 s.
+        scanned = time.monotonic()
+        lab.nmap(PORTS, source=SECOND4)
+        second = sensor.wait_for(is_alert_from(SECOND4, "collect"), 8)
+        assert second["t"] - sensor.wait_for(is_alert_from(ATTACKER4, "collect"), 1)["t"] < 9
+        sensor.wait_for(is_alert_from(SECOND4), 5)
+        assert time.monotonic() - scanned < 8, "the next scanner waited for the slow call"
+        # Nothing is lost: the raising one saw both, the sleeping one gets the second alert
+        # once its first call returned.
+        sensor.wait_for(is_alert_from(SECOND4, "raising"), 5)
+        sensor.wait_for(is_alert_from(SECOND4, "sleeping"), 25)
+        status = sensor.status()
+        by_name = {r["name"]: r for r in status["responders"]}
+        assert by_name["raising"]["failures"] == 2
+        assert by_name["raising"]["last_error"] == "RuntimeError: webhook down"
+        assert by_name["Sleeping"]["busy"] is True
+        assert by_name["Sleeping"]["calls"] == 1
+        assert by_name["Sleeping"]["dropped"] == 0
+        assert by_name["collect"]["calls"] == 2
+        assert by_name["collect"]["failures"] == 0
+        assert status["alerts"] == 2
+        # Both failures are reported like a failed block command.
+        assert status["errors"] >= 3
+        text = "\n".join(status["messages"])
+        assert "responder raising failed: raised RuntimeError: webhook down" in text, text
+        assert "responder Sleeping failed: did not return within 1.0 s" in text, text
+        # Let the second sleeping call end (no alert lost), then stop.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            status = sensor.status()
+            if {r["name"]: r for r in status["responders"]}["Sleeping"]["calls"] == 2:
+                break
+            time.sleep(0.5)
+        by_name = {r["name"]: r for r in status["responders"]}
+        assert by_name["Sleeping"]["calls"] == 2, by_name
+        assert by_name["Sleeping"]["abandoned"] == 0
+        stopped = sensor.stop()
+        assert stopped["seconds"] < 1.0, stopped
+
+
+def test_a_forged_flood_keeps_memory_bounded_and_the_scanner_is_delivered(
+    tmp_path: Path,
+) -> None:
+    needs_root_lab("nmap", "hping3")
+    with Lab() as lab, lab.sensor("flood", tmp_path) as sensor:
+        assert not sensor.all(lambda i: i["type"] == "error"), sensor.seen
+        before = sensor.status()
+        flood = lab.attacker_spawn(
+            "hping3", "-q", "--rand-source", "-S", "-p", "11", "-c", "200000", "-i", "u10",
+            "203.0.113.1", timeout=90,
+        )
+        try:
+            time.sleep(1)
+            lab.nmap(PORTS)
+            peak = before["rss_bytes"]
+            while flood.poll() is None:
+                status = sensor.status()
+                peak = max(peak, status["rss_bytes"])
+                assert status["tracked_sources"] <= status["tracker_capacity"]
+                time.sleep(0.5)
+            # hping3 exits 1 when no reply came back (forged sources get none); 124 is the
+            # time limit.
+            assert flood.returncode in (0, 1), f"hping3 ended with {flood.returncode}"
+        finally:
+            if flood.poll() is None:
+                flood.kill()
+                flood.wait(timeout=30)
+        sensor.wait_for(is_alert_from(ATTACKER4, "collect"), 20)
+        sensor.wait_for(is_alert_from(ATTACKER4), 5)
+        time.sleep(1)
+        after = sensor.status()
+        print(
+            f"flood: frames {after['frames']}, kernel drops {after['kernel_drops']}, "
+            f"tracked {after['tracked_sources']}/{after['tracker_capacity']}, "
+            f"rss before {before['rss_bytes'] >> 20} MiB, peak {peak >> 20} MiB"
+        )
+        assert after["frames"] - before["frames"] + after["kernel_drops"] >= 150_000, after
+        assert after["tracker_capacity"] == 4096
+        assert after["tracked_sources"] <= 4096
+        # Bounded: the tracker holds at most 4096 sources; 200,000 sources must not grow
+        # the process by more than 64 MiB.
+        assert peak - before["rss_bytes"] < 64 << 20, (before["rss_bytes"], peak)
+        assert sensor.stop()["seconds"] < 1.0
