@@ -12,6 +12,7 @@ mod event;
 mod event_queue;
 mod link;
 mod live;
+mod log_lines;
 mod probe;
 mod replay;
 mod report;

@@ -16,7 +16,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use portsentry_core::capture::CaptureError;
 use portsentry_core::engine::{EngineError, EngineOptions, Settings, Sources};
-use portsentry_core::respond::Responder;
+use portsentry_core::respond::{LogResponder, LogStyle, Responder};
 use portsentry_core::{Config, Mode};
 
 use crate::callback::{Callback, CallbackResponder, CallbackStats};
@@ -26,6 +26,7 @@ use crate::engine;
 use crate::event::event_to_py;
 use crate::event_queue::{EventQueue, EventSink, Popped};
 use crate::live::{Live, Snapshot};
+use crate::log_lines::LogLines;
 use crate::vocab::{Message, argument_error, config_error, sensor_error};
 
 /// How long a wait in Python's thread sleeps before it looks for Ctrl-C.
@@ -62,6 +63,7 @@ enum Phase {
 pub(crate) struct PySensor {
     phase: Mutex<Phase>,
     events: Arc<EventQueue>,
+    log: LogLines,
 }
 
 #[pymethods]
@@ -147,6 +149,7 @@ impl PySensor {
                 queue_size,
             }))),
             events: EventQueue::new(queue_size),
+            log: LogLines::default(),
         })
     }
 
@@ -181,7 +184,11 @@ impl PySensor {
         }
         let handles: Vec<CallbackResponder> = callbacks.iter().map(Callback::responder).collect();
         let events = Arc::clone(&this.events);
+        let log = this.log.clone();
         let options = EngineOptions {
+            log: Some(Box::new(move || {
+                Box::new(LogResponder::new(log.writer(), LogStyle::Classic))
+            })),
             extra: Some(Box::new(move || {
                 let mut extra: Vec<Box<dyn Responder>> =
                     vec![Box::new(EventSink(Arc::clone(&events)))];
@@ -341,7 +348,7 @@ impl PySensor {
 
 impl PySensor {
     fn status_of(&self, snapshot: Snapshot, callbacks: &[Callback]) -> SensorStatus {
-        SensorStatus::new(snapshot, callbacks, self.events.dropped())
+        SensorStatus::new(snapshot, callbacks, self.events.dropped(), self.log.lines())
     }
 }
 
@@ -491,6 +498,9 @@ pub(crate) struct SensorStatus {
     errors: u64,
     /// The engine's latest messages, `severity: text`.
     messages: Vec<String>,
+    /// The latest log lines, as the daemon writes them (PortSentry 1.2 `attackalert:`
+    /// lines, block steps, failed blocks, ignored and already-blocked sources).
+    log: Vec<String>,
     /// This process's resident memory, in bytes (0 when /proc cannot be read).
     rss_bytes: u64,
 }
@@ -511,7 +521,12 @@ impl SensorStatus {
 }
 
 impl SensorStatus {
-    fn new(snapshot: Snapshot, callbacks: &[Callback], events_dropped: u64) -> Self {
+    fn new(
+        snapshot: Snapshot,
+        callbacks: &[Callback],
+        events_dropped: u64,
+        log: Vec<String>,
+    ) -> Self {
         let engine = &snapshot.engine;
         let capture = engine.capture.unwrap_or_default();
         let d = &engine.detector;
@@ -546,6 +561,7 @@ impl SensorStatus {
                 .collect(),
             errors: snapshot.errors,
             messages: snapshot.messages,
+            log,
             rss_bytes: resident_bytes(),
         }
     }

@@ -2,7 +2,8 @@
 ``ip netns exec``): writes JSON lines (``ready``, ``call``, ``event``, ``status``,
 ``stopped``) and obeys ``status`` and ``stop`` lines on stdin.
 
-Usage: sensor_child.py SCENARIO STATE_DIR, SCENARIO one of ``plain``, ``slow``, ``flood``.
+Usage: sensor_child.py SCENARIO STATE_DIR, SCENARIO one of ``plain``, ``slow``,
+``blocking``, ``flood``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,17 @@ class Sleeping(portsentry.Responder):
         time.sleep(10)
 
 
+class Firewall(portsentry.Responder):
+    """A blocking responder: "blocks" 203.0.113.2, refuses 203.0.113.3."""
+
+    blocking = True
+
+    def on_alert(self, alert: portsentry.Alert) -> None:
+        emit({"type": "call", "responder": "firewall", **describe(alert)})
+        if str(alert.probe.source) == "203.0.113.3":
+            raise RuntimeError("cloud firewall refused")
+
+
 def status_dict(status: portsentry.SensorStatus) -> dict[str, Any]:
     names = [n for n in dir(status) if not n.startswith("_")]
     out: dict[str, Any] = {}
@@ -67,8 +79,12 @@ def status_dict(status: portsentry.SensorStatus) -> dict[str, Any]:
 def main() -> None:
     scenario, state_dir = sys.argv[1], sys.argv[2]
     responders: list[Any] = [collect]
+    block = 0
     if scenario == "slow":
         responders = [raising, Sleeping(), collect]
+    elif scenario == "blocking":
+        responders = [Firewall(), collect]
+        block = 1
     try:
         sensor = portsentry.Sensor(
             modes=["stcp"],
@@ -76,7 +92,7 @@ def main() -> None:
             state_dir=state_dir,
             tcp_ports=[1, 11, 15, 79, 111],
             scan_trigger=2,
-            block_tcp=0,
+            block_tcp=block,
             block_udp=0,
             max_tracked_sources=4096,
         )

@@ -141,3 +141,30 @@ def test_a_forged_flood_keeps_memory_bounded_and_the_scanner_is_delivered(
         # the process by more than 64 MiB.
         assert peak - before["rss_bytes"] < 64 << 20, (before["rss_bytes"], peak)
         assert sensor.stop()["seconds"] < 1.0
+
+
+def test_a_blocking_responder_decides_the_block_and_its_exception_fails_it(
+    tmp_path: Path,
+) -> None:
+    needs_root_lab("nmap")
+    with Lab() as lab, lab.sensor("blocking", tmp_path) as sensor:
+        assert not sensor.all(lambda i: i["type"] == "error"), sensor.seen
+        lab.nmap(PORTS)
+        sensor.wait_for(is_alert_from(ATTACKER4, "collect"), 20)
+        lab.nmap(PORTS, source=SECOND4)
+        sensor.wait_for(is_alert_from(SECOND4, "collect"), 20)
+        status = sensor.status()
+        # The block the responder made is recorded (and journaled); the refused one is not:
+        # reported like a failed block command.
+        assert status["blocks"] == [ATTACKER4], status
+        assert status["block_failures"] >= 1
+        log = "\n".join(status["log"])
+        assert f"Action Firewall done for host: {ATTACKER4}" in log, log
+        assert (
+            f"ERROR: action Firewall failed for host: {SECOND4}: raised RuntimeError: "
+            "cloud firewall refused" in log
+        ), log
+        assert f"ERROR: Could not block host {SECOND4} !!" in log, log
+        journal = (tmp_path / "portsentry.blocked").read_text()
+        assert ATTACKER4 in journal and SECOND4 not in journal, journal
+        assert sensor.stop()["seconds"] < 1.0
