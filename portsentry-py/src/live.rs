@@ -42,6 +42,23 @@ struct State {
     errors: u64,
 }
 
+impl Shared {
+    /// Waits while `busy` holds, at most `wait`.
+    fn wait_while(
+        &self,
+        state: &mut parking_lot::MutexGuard<'_, State>,
+        wait: Duration,
+        busy: impl Fn(&State) -> bool,
+    ) {
+        let deadline = Instant::now() + wait;
+        while busy(state) {
+            if self.changed.wait_until(state, deadline).timed_out() {
+                break;
+            }
+        }
+    }
+}
+
 /// What `status()` reports besides the engine's own snapshot.
 pub(crate) struct Snapshot {
     /// The engine's status (the last one when the engine ended).
@@ -100,17 +117,9 @@ impl Live {
         if !state.finished {
             let seen = state.generation;
             state.want_status = true;
-            let deadline = Instant::now() + STATUS_WAIT;
-            while state.generation == seen && !state.finished {
-                if self
-                    .shared
-                    .changed
-                    .wait_until(&mut state, deadline)
-                    .timed_out()
-                {
-                    break;
-                }
-            }
+            self.shared.wait_while(&mut state, STATUS_WAIT, |s| {
+                s.generation == seen && !s.finished
+            });
         }
         Snapshot {
             engine: state.status.clone(),
@@ -132,18 +141,8 @@ impl Live {
 
     /// Waits at most `wait` for the engine to end; true when it has.
     pub(crate) fn wait(&self, wait: Duration) -> bool {
-        let deadline = Instant::now() + wait;
         let mut state = self.shared.state.lock();
-        while !state.finished {
-            if self
-                .shared
-                .changed
-                .wait_until(&mut state, deadline)
-                .timed_out()
-            {
-                break;
-            }
-        }
+        self.shared.wait_while(&mut state, wait, |s| !s.finished);
         state.finished
     }
 

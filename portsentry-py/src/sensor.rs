@@ -20,8 +20,8 @@ use portsentry_core::respond::{LogResponder, LogStyle, Responder};
 use portsentry_core::{Config, Mode};
 
 use crate::callback::{Callback, CallbackResponder, CallbackStats};
-use crate::config::{PyConfig, apply_overrides};
-use crate::detector::{check_responder, parse_address_entries, parse_modes};
+use crate::config::PyConfig;
+use crate::detector::{check_responder, detection_arguments};
 use crate::engine;
 use crate::event::event_to_py;
 use crate::event_queue::{EventQueue, EventSink, Popped};
@@ -98,13 +98,9 @@ impl PySensor {
             || (Config::default(), None),
             |c| (c.get().config.clone(), c.get().path.clone()),
         );
-        let mut problems = apply_overrides(&mut config, overrides);
-        let modes = parse_modes(modes)
-            .map_err(|m| problems.push(m))
-            .unwrap_or_default();
-        let ignore = parse_address_entries("ignore", ignore)
-            .map_err(|m| problems.push(m))
-            .unwrap_or_default();
+        let mut problems = Vec::new();
+        let (modes, ignore) =
+            detection_arguments(&mut config, modes, ignore, overrides, &mut problems);
         if !(callback_timeout.is_finite() && callback_timeout > 0.0) {
             problems.push(Message::argument(
                 "callback_timeout",
