@@ -4,6 +4,9 @@ forged flood. Needs root, nmap and hping3; otherwise each test is skipped with t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -168,3 +171,51 @@ def test_a_blocking_responder_decides_the_block_and_its_exception_fails_it(
         journal = (tmp_path / "portsentry.blocked").read_text()
         assert ATTACKER4 in journal and SECOND4 not in journal, journal
         assert sensor.stop()["seconds"] < 1.0
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "python.md"
+
+DOC_CHILD = """
+import http.server, re, sys, threading
+posts = []
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        posts.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 8080), Hook)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+text = open(sys.argv[1]).read()
+block = re.search(r"## Watch a live interface.*?```python\\n(.*?)```", text, re.S).group(1)
+block = block.replace("sensor.events()", "sensor.events(timeout=10)")
+print("ready", flush=True)
+exec(compile(block, "docs/python.md", "exec"), {"__name__": "__main__"})
+print("posts", posts, flush=True)
+"""
+
+
+def test_the_docs_example_posts_to_a_loopback_webhook_and_logs(tmp_path: Path) -> None:
+    """The example of docs/python.md, run as written (the iterator given a timeout), against
+    a webhook on the victim namespace's loopback."""
+    needs_root_lab("nmap")
+    env = dict(os.environ, STATE_DIRECTORY=str(tmp_path))
+    with Lab() as lab:
+        child = subprocess.Popen(
+            ["ip", "netns", "exec", lab.victim, sys.executable, "-c", DOC_CHILD, str(DOCS)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready"
+            time.sleep(2)  # the sensor starts right after "ready"
+            lab.nmap(PORTS)
+            out, err = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate(timeout=30)
+    assert child.returncode == 0, err
+    assert f'"source": "{ATTACKER4}"' in out, (out, err)
+    assert f"scan from {ATTACKER4} (syn)" in err, err
