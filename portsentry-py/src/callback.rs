@@ -31,7 +31,7 @@ use crate::event::event_to_py;
 /// A Python responder with its queue and thread; see the [module docs](self).
 pub(crate) struct Callback {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// What the engine's responder thread and the callback's own thread share.
@@ -114,7 +114,7 @@ impl Callback {
             .spawn(move || work(&worker))?;
         Ok(Self {
             shared,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -142,13 +142,14 @@ impl Callback {
     /// Stops taking events: the call running now ends on its own (a Python call cannot be
     /// interrupted), queued events are counted as abandoned, nothing is called afterwards.
     /// Does not wait for the thread.
-    pub(crate) fn stop(&mut self) {
+    pub(crate) fn stop(&self) {
         self.shared.state.lock().stopping = true;
         self.shared.changed.notify_all();
         // An idle thread ends at once; a busy one after its call. Never waited for: a
         // callable may sleep for minutes.
-        if self.thread.as_ref().is_some_and(JoinHandle::is_finished)
-            && let Some(thread) = self.thread.take()
+        let mut thread = self.thread.lock();
+        if thread.as_ref().is_some_and(JoinHandle::is_finished)
+            && let Some(thread) = thread.take()
         {
             let _ = thread.join();
         }

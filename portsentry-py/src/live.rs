@@ -23,7 +23,7 @@ const STATUS_WAIT: Duration = Duration::from_secs(2);
 /// A running engine thread.
 pub(crate) struct Live {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Shared {
@@ -106,7 +106,7 @@ impl Live {
             .map_err(EngineError::Thread)?;
         Ok(Self {
             shared,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -148,10 +148,12 @@ impl Live {
 
     /// Asks the engine to stop and waits for it: at most one turn, then the engine's own
     /// shutdown (bounded by `STOP_TIMEOUT` when block commands are still running).
-    pub(crate) fn stop(&mut self) {
+    pub(crate) fn stop(&self) {
         self.shared.state.lock().stop = true;
         self.shared.changed.notify_all();
-        if let Some(thread) = self.thread.take() {
+        // Taken out first: a second caller returns at once (the first one waits).
+        let thread = self.thread.lock().take();
+        if let Some(thread) = thread {
             let _ = thread.join();
         }
     }

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -43,16 +44,34 @@ struct Prepared {
     queue_size: usize,
 }
 
-/// A started sensor (running, or stopped).
+/// A started sensor (running, or stopped). Shared, so that no lock is held while Python's
+/// lock is released: a thread waiting for the phase lock with the interpreter lock held
+/// could otherwise deadlock with one that wants the interpreter back.
 struct Running {
     live: Live,
     callbacks: Vec<Callback>,
-    stopped: bool,
+    stopped: AtomicBool,
+}
+
+impl Running {
+    /// Stops responders first (so the engine's responder thread waits for no Python call),
+    /// then the engine. Harmless when stopped already.
+    fn stop(&self, events: &EventQueue) {
+        if !self.stopped.swap(true, Ordering::SeqCst) {
+            for callback in &self.callbacks {
+                callback.stop();
+            }
+        }
+        self.live.stop();
+        events.close();
+    }
 }
 
 enum Phase {
     Ready(Box<Prepared>),
-    Started(Box<Running>),
+    /// `start()` is opening the capture.
+    Starting,
+    Started(Arc<Running>),
     /// `start()` failed; the sensor cannot be used again.
     Failed,
 }
@@ -158,12 +177,19 @@ impl PySensor {
     fn start(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
         let py = slf.py();
         let this = slf.get();
-        let mut phase = this.phase.lock();
-        let prepared = match std::mem::replace(&mut *phase, Phase::Failed) {
-            Phase::Ready(prepared) => prepared,
-            other => {
-                *phase = other;
-                return Err(sensor_error(py, "this sensor was already started"));
+        let prepared = {
+            let mut phase = this.phase.lock();
+            match std::mem::replace(&mut *phase, Phase::Starting) {
+                Phase::Ready(prepared) => prepared,
+                other => {
+                    let message = match other {
+                        Phase::Starting => "this sensor is being started",
+                        Phase::Failed => "this sensor failed to start; make a new one",
+                        _ => "this sensor was already started",
+                    };
+                    *phase = other;
+                    return Err(sensor_error(py, message));
+                }
             }
         };
         let mut callbacks = Vec::new();
@@ -175,7 +201,10 @@ impl PySensor {
                 prepared.timeout,
                 prepared.queue_size,
             )
-            .map_err(|e| sensor_error(py, &format!("cannot start a responder thread: {e}")))?;
+            .map_err(|e| {
+                *this.phase.lock() = Phase::Failed;
+                sensor_error(py, &format!("cannot start a responder thread: {e}"))
+            })?;
             callbacks.push(callback);
         }
         let handles: Vec<CallbackResponder> = callbacks.iter().map(Callback::responder).collect();
@@ -204,18 +233,18 @@ impl PySensor {
         });
         match started {
             Ok(live) => {
-                *phase = Phase::Started(Box::new(Running {
+                *this.phase.lock() = Phase::Started(Arc::new(Running {
                     live,
                     callbacks,
-                    stopped: false,
+                    stopped: AtomicBool::new(false),
                 }));
-                drop(phase);
                 Ok(slf)
             }
             Err(error) => {
-                for mut callback in callbacks {
+                for callback in &callbacks {
                     callback.stop();
                 }
+                *this.phase.lock() = Phase::Failed;
                 Err(start_error(py, &error))
             }
         }
@@ -228,31 +257,15 @@ impl PySensor {
     /// running goes on until it returns, but nothing is called afterwards: events still
     /// queued for a responder are counted in its `abandoned`. Stopping twice is harmless.
     fn stop(&self, py: Python<'_>) -> PyResult<SensorStatus> {
-        let mut phase = self.phase.lock();
-        let Phase::Started(running) = &mut *phase else {
-            return Err(sensor_error(py, "this sensor was not started"));
-        };
-        if !running.stopped {
-            running.stopped = true;
-            // Responders first, so the engine's responder thread waits for no Python call.
-            for callback in &mut running.callbacks {
-                callback.stop();
-            }
-            py.detach(|| running.live.stop());
-            self.events.close();
-        }
-        let snapshot = py.detach(|| running.live.snapshot());
-        Ok(self.status_of(snapshot, &running.callbacks))
+        let running = self.running_or_error(py)?;
+        py.detach(|| running.stop(&self.events));
+        Ok(self.status_of(py, &running))
     }
 
     /// The counters, blocks, drops and responder results now, as a `SensorStatus`.
     fn status(&self, py: Python<'_>) -> PyResult<SensorStatus> {
-        let phase = self.phase.lock();
-        let Phase::Started(running) = &*phase else {
-            return Err(sensor_error(py, "this sensor was not started"));
-        };
-        let snapshot = py.detach(|| running.live.snapshot());
-        Ok(self.status_of(snapshot, &running.callbacks))
+        let running = self.running_or_error(py)?;
+        Ok(self.status_of(py, &running))
     }
 
     /// An iterator over the alerts and releases (the events the responders get), in order.
@@ -285,18 +298,13 @@ impl PySensor {
         let deadline = timeout
             .filter(|t| t.is_finite() && *t >= 0.0)
             .map(|t| Instant::now() + Duration::from_secs_f64(t));
+        let running = self.running_or_error(py)?;
         loop {
-            let stopped = {
-                let phase = self.phase.lock();
-                let Phase::Started(running) = &*phase else {
-                    return Err(sensor_error(py, "this sensor was not started"));
-                };
-                let slice = deadline.map_or(SIGNAL_SLICE, |d| {
-                    d.saturating_duration_since(Instant::now())
-                        .min(SIGNAL_SLICE)
-                });
-                py.detach(|| running.live.wait(slice))
-            };
+            let slice = deadline.map_or(SIGNAL_SLICE, |d| {
+                d.saturating_duration_since(Instant::now())
+                    .min(SIGNAL_SLICE)
+            });
+            let stopped = py.detach(|| running.live.wait(slice));
             if stopped {
                 return Ok(true);
             }
@@ -310,15 +318,12 @@ impl PySensor {
     /// True while the engine runs.
     #[getter]
     fn running(&self) -> bool {
-        match &*self.phase.lock() {
-            Phase::Started(running) => running.live.is_running(),
-            _ => false,
-        }
+        self.started().is_some_and(|r| r.live.is_running())
     }
 
     /// Starts the sensor unless `start()` was called already.
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
-        if matches!(&*slf.get().phase.lock(), Phase::Started(_)) {
+        if slf.get().started().is_some() {
             return Ok(slf);
         }
         Self::start(slf)
@@ -326,7 +331,7 @@ impl PySensor {
 
     #[pyo3(signature = (*_args))]
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        if matches!(&*self.phase.lock(), Phase::Started(_)) {
+        if self.started().is_some() {
             self.stop(py)?;
         }
         Ok(false)
@@ -337,24 +342,41 @@ impl PySensor {
             Phase::Ready(p) => format!("Sensor(modes={:?}, ready)", mode_names(&p.modes)),
             Phase::Started(r) if r.live.is_running() => "Sensor(running)".to_owned(),
             Phase::Started(_) => "Sensor(stopped)".to_owned(),
+            Phase::Starting => "Sensor(starting)".to_owned(),
             Phase::Failed => "Sensor(failed to start)".to_owned(),
         }
     }
 }
 
 impl PySensor {
-    fn status_of(&self, snapshot: Snapshot, callbacks: &[Callback]) -> SensorStatus {
-        SensorStatus::new(snapshot, callbacks, self.events.dropped(), self.log.lines())
+    /// The started sensor, if it was (the phase lock is held only for the clone).
+    fn started(&self) -> Option<Arc<Running>> {
+        match &*self.phase.lock() {
+            Phase::Started(running) => Some(Arc::clone(running)),
+            _ => None,
+        }
+    }
+
+    fn running_or_error(&self, py: Python<'_>) -> PyResult<Arc<Running>> {
+        self.started()
+            .ok_or_else(|| sensor_error(py, "this sensor was not started"))
+    }
+
+    fn status_of(&self, py: Python<'_>, running: &Running) -> SensorStatus {
+        let snapshot = py.detach(|| running.live.snapshot());
+        SensorStatus::new(
+            snapshot,
+            &running.callbacks,
+            self.events.dropped(),
+            self.log.lines(),
+        )
     }
 }
 
 impl Drop for PySensor {
     fn drop(&mut self) {
-        if let Phase::Started(running) = &mut *self.phase.lock() {
-            for callback in &mut running.callbacks {
-                callback.stop();
-            }
-            running.live.stop();
+        if let Some(running) = self.started() {
+            running.stop(&self.events);
         }
     }
 }

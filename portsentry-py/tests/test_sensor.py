@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -128,3 +129,22 @@ def test_without_cap_net_raw_start_raises_permission_error(tmp_path: Path) -> No
     out, err = child.communicate(timeout=30)
     assert out.startswith("PermissionError:"), (out, err)
     assert "CAP_NET_RAW" in out
+
+
+def test_status_and_stop_from_other_threads_while_one_waits(tmp_path: Path) -> None:
+    """No lock is held while the interpreter lock is released: a thread in ``wait()`` and
+    others calling ``status()`` and ``stop()`` never deadlock."""
+    with portsentry.Sensor(modes="tcp", tcp_ports=[free_port()], state_dir=tmp_path) as s:
+        waiter = threading.Thread(target=s.wait)
+        reader = threading.Thread(target=lambda: [s.status() for _ in range(20)])
+        waiter.start()
+        reader.start()
+        for _ in range(20):
+            assert s.status().running
+        reader.join(timeout=10)
+        stopper = threading.Thread(target=s.stop)
+        stopper.start()
+        stopper.join(timeout=10)
+        waiter.join(timeout=10)
+        assert not (reader.is_alive() or stopper.is_alive() or waiter.is_alive())
+        assert not s.running
