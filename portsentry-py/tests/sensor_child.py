@@ -88,6 +88,8 @@ def main() -> None:
     try:
         sensor = portsentry.Sensor(
             modes=["stcp"],
+            # The plain scenario captures on the veth only; the others on every interface.
+            interface="pspyv0" if scenario == "plain" else None,
             responders=responders,
             state_dir=state_dir,
             tcp_ports=[1, 11, 15, 79, 111],
