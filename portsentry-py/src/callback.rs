@@ -8,9 +8,11 @@
 //!
 //! A slow callable therefore never stalls capture (the engine's dispatcher never waits for
 //! the responder thread) and delays the other responders by at most the timeout once: while
-//! a call runs past the timeout, later events are queued for it without waiting (reported as
-//! failed "queued behind a running call"), and delivered in order when it returns. A full
-//! queue drops the event and counts it ([`CallbackStats::dropped`]).
+//! a call runs past the timeout, later events are queued for a reporting responder without
+//! waiting (reported as failed "queued behind a running call") and delivered in order when it
+//! returns; a blocking responder is not called for them (each is a failed block, so the
+//! source alerts and is tried again). A full queue drops the event and counts it
+//! ([`CallbackStats::dropped`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -236,16 +238,26 @@ impl CallbackResponder {
             state.stats.dropped += 1;
             return Err(ResponderError::Dropped);
         }
+        let stuck = state
+            .running
+            .map(|(_, since)| since.elapsed())
+            .filter(|running| *running >= shared.timeout);
+        // A blocking responder is not called late: the block is failed now, and the source
+        // alerts (and is tried) again; a late call could block behind the table's back.
+        if let (Some(running), Role::Block) = (stuck, shared.role) {
+            return Err(ResponderError::other(format!(
+                "not called: its previous call has been running for {:.1} s",
+                running.as_secs_f64()
+            )));
+        }
         let id = state.next_id;
         state.next_id += 1;
         state.queue.push_back(Job { id, event });
         shared.changed.notify_all();
-        if let Some((_, since)) = state.running
-            && since.elapsed() >= shared.timeout
-        {
+        if let Some(running) = stuck {
             return Err(ResponderError::other(format!(
                 "queued behind a call running for {:.1} s (delivered when it returns)",
-                since.elapsed().as_secs_f64()
+                running.as_secs_f64()
             )));
         }
         state.waiting = Some(id);
