@@ -134,6 +134,17 @@ impl Live {
         }
     }
 
+    /// Adds a warning of the caller's to the engine's messages.
+    pub(crate) fn warn(&self, text: String) {
+        record(
+            &self.shared,
+            vec![Message {
+                severity: Severity::Warning,
+                text,
+            }],
+        );
+    }
+
     /// True while the engine thread runs.
     pub(crate) fn is_running(&self) -> bool {
         !self.shared.state.lock().finished

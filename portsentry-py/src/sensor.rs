@@ -40,6 +40,8 @@ struct Prepared {
     settings: Settings,
     /// Each Python responder with its name and whether it is blocking.
     responders: Vec<(String, Py<PyAny>, bool)>,
+    /// Warnings found before the engine starts, reported among its messages.
+    notes: Vec<String>,
     timeout: Duration,
     queue_size: usize,
 }
@@ -134,8 +136,8 @@ impl PySensor {
         }
         let state_dir = state_dir.unwrap_or_else(portsentry_core::config::state_directory);
         config.resolve_state_paths(&state_dir);
-        let ignore = py
-            .detach(|| engine::ignore_list(&config, &ignore))
+        let (ignore, notes) = py
+            .detach(|| trusted_ignore_list(&config, config_file.as_deref(), &ignore))
             .map_err(|problems| config_error(py, &problems, &[]))?;
         let mut list = Vec::new();
         if let Some(responders) = responders.filter(|r| !r.is_none()) {
@@ -160,6 +162,7 @@ impl PySensor {
                     config_file,
                 },
                 responders: list,
+                notes,
                 timeout: Duration::from_secs_f64(callback_timeout),
                 queue_size,
             }))),
@@ -233,6 +236,9 @@ impl PySensor {
         });
         match started {
             Ok(live) => {
+                for note in prepared.notes {
+                    live.warn(note);
+                }
                 *this.phase.lock() = Phase::Started(Arc::new(Running {
                     live,
                     callbacks,
@@ -378,6 +384,35 @@ impl Drop for PySensor {
         if let Some(running) = self.started() {
             running.stop(&self.events);
         }
+    }
+}
+
+/// The ignore list of a sensor: the `ignore=` entries, and the configuration's `IGNORE_FILE`
+/// unless the configuration file is writable by anyone but root (as the daemon: an address
+/// list chosen by others would protect their sources); then a warning says so.
+///
+/// # Errors
+///
+/// Every problem of the ignore file and of the entries.
+fn trusted_ignore_list(
+    config: &Config,
+    config_file: Option<&std::path::Path>,
+    entries: &[String],
+) -> Result<(portsentry_core::IgnoreList, Vec<String>), Vec<Message>> {
+    let mut without_file = config.clone();
+    let named = without_file.ignore_file.take();
+    let untrusted =
+        !portsentry_core::permissions::check_config_files(config_file, &without_file).is_empty();
+    match named {
+        Some(path) if untrusted => Ok((
+            engine::ignore_list(&without_file, entries)?,
+            vec![format!(
+                "IGNORE_FILE {} is not read while the configuration is not root's alone: no \
+                 address is ignored through it",
+                path.display()
+            )],
+        )),
+        _ => Ok((engine::ignore_list(config, entries)?, Vec::new())),
     }
 }
 

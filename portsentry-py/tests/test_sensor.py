@@ -148,3 +148,24 @@ def test_status_and_stop_from_other_threads_while_one_waits(tmp_path: Path) -> N
         waiter.join(timeout=10)
         assert not (reader.is_alive() or stopper.is_alive() or waiter.is_alive())
         assert not s.running
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o666])
+def test_an_ignore_file_named_by_a_config_others_may_edit_is_not_read(
+    tmp_path: Path, mode: int
+) -> None:
+    ignore = tmp_path / "portsentry.ignore"
+    ignore.write_text("203.0.113.0/24\n")
+    ignore.chmod(0o644)
+    conf = tmp_path / "portsentry.conf"
+    conf.write_text(f'TCP_PORTS="{free_port()}"\nIGNORE_FILE="{ignore}"\n')
+    conf.chmod(mode)
+    config = portsentry.Config.load(conf)
+    with portsentry.Sensor(config, modes="tcp", state_dir=tmp_path) as sensor:
+        text = "\n".join(sensor.status().messages)
+    not_read = f"IGNORE_FILE {ignore} is not read while the configuration is not root's alone"
+    if mode == 0o666:
+        assert not_read in text, text
+        assert "KILL_ROUTE" in text or "writable" in text, text
+    else:
+        assert not_read not in text, text
