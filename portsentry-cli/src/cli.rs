@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{check_config, default_config, replay, status, unblock};
+use crate::commands::{check_config, completions, default_config, manual, replay, status, unblock};
 use crate::run::RunArgs;
 
 const LONG_ABOUT: &str = "\
@@ -43,6 +43,10 @@ EXAMPLES:
     Start from the built-in default:
         portsentry default-config > /etc/portsentry/portsentry.conf
 
+    Serve Prometheus metrics on the loopback, and for node_exporter's textfile collector:
+        sudo portsentry --metrics-listen 127.0.0.1:9610 \\
+            --metrics-textfile /var/lib/prometheus/node-exporter/portsentry.prom
+
 EXIT STATUS:
     0   success
     1   the configuration (or the ignore file it names) is invalid, or a file cannot be read;
@@ -73,6 +77,9 @@ FILES:
         `portsentry status`).
     STATE_DIRECTORY/portsentry.sock
         The running detector's control socket (mode 0600; used by `portsentry unblock`).
+
+SEE ALSO:
+    portsentry.conf(5), nft(8), hosts_access(5), fail2ban(1), crowdsec(8)
 
 ENVIRONMENT:
     PORTSENTRY_CONFIG   the configuration file, as -c (the option wins)";
@@ -164,6 +171,20 @@ pub(crate) enum Command {
             EXIT STATUS:\n    0   released\n    1   the address was not blocked, or the request failed"
     )]
     Unblock(unblock::Args),
+
+    /// Print a shell completion script (bash, zsh or fish).
+    #[command(
+        long_about = "Print the completion script for SHELL on standard output. The Debian \
+            package installs them; by hand:",
+        after_long_help = "EXAMPLES:\n    portsentry completions bash > /usr/share/bash-completion/completions/portsentry\n    \
+            portsentry completions zsh > /usr/share/zsh/vendor-completions/_portsentry\n    \
+            portsentry completions fish > /usr/share/fish/vendor_completions.d/portsentry.fish"
+    )]
+    Completions(completions::Args),
+
+    /// Print the portsentry(8) manual page (roff).
+    #[command(hide = true)]
+    Manual(manual::Args),
 }
 
 #[cfg(test)]

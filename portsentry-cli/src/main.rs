@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod config_source;
 mod legacy_args;
+mod metrics;
 mod run;
 mod state_files;
 mod summary;

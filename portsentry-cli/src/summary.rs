@@ -66,6 +66,12 @@ pub(crate) fn render(checked: &Checked) -> String {
         ),
     );
     r.item("NFT_SET", text_or_none(c.nft_set.as_deref()));
+    r.item(
+        "CROWDSEC_CREDENTIALS",
+        c.crowdsec_credentials.as_deref().map_or_else(none, |p| {
+            format!("{} (blocks become CrowdSec decisions)", p.display())
+        }),
+    );
     r.item("UNBLOCK_CMD", text_or_none(c.unblock_cmd.as_deref()));
     let timeout = c
         .block_timeout
@@ -87,6 +93,11 @@ pub(crate) fn render(checked: &Checked) -> String {
     r.item("SCAN_TRIGGER", trigger);
     r.item("SCAN_WINDOW", seconds(c.scan_window));
     r.item("MAX_TRACKED_SOURCES", c.max_tracked_sources.to_string());
+    let probe_events = match c.probe_events_per_second {
+        0 => "0 (off)".to_owned(),
+        n => format!("at most {n} probe line(s) per second, a source's first port"),
+    };
+    r.item("PROBE_EVENTS", probe_events);
     r.item(
         "DETECT_ACK_SCANS",
         yes_no(c.detect_ack_scans, "counted", "not counted"),

@@ -571,3 +571,38 @@ fn endless_files_are_refused_without_filling_memory() {
 
 #[path = "cli/replay.rs"]
 mod replay;
+
+#[test]
+fn check_config_refuses_a_crowdsec_credentials_file_others_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("crowdsec.yaml");
+    std::fs::write(
+        &credentials,
+        "url: http://127.0.0.1:8080\nlogin: web1\npassword: secret\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = dir.path().join("portsentry.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "TCP_PORTS=\"1\"\nBLOCK_TCP=\"1\"\nCROWDSEC_CREDENTIALS=\"{}\"\nPROBE_EVENTS=\"20\"\n",
+            credentials.display()
+        ),
+    )
+    .unwrap();
+    let out = check(&config);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, Some(1), "{all}");
+    assert!(
+        out.stderr.contains("holds a password but its mode is 0644"),
+        "{all}"
+    );
+    assert!(out.stdout.contains("PROBE_EVENTS"), "{all}");
+    assert!(!all.contains("secret"), "the password is never printed");
+    std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = check(&config);
+    if portsentry_core::config::running_as_root() {
+        assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    }
+}

@@ -58,6 +58,7 @@ use crate::mode::Mode;
 use crate::never_block::NeverBlock;
 use crate::ports::PortSet;
 use crate::probe::{Probe, Protocol, ScanKind, Timestamp};
+use crate::probe_counts::ProbeCounts;
 use crate::tracker::{Observation, Tracker, TrackerError, TrackerStats};
 
 /// Why a [`Detector`] cannot be built.
@@ -127,6 +128,9 @@ pub struct DetectorStats {
     pub already_blocked: u64,
     /// [`Event::AlreadyAlerted`] returned.
     pub already_alerted: u64,
+    /// Probes on a monitored port, by the mode that took them and their kind (every event
+    /// but [`Event::NotMonitored`]).
+    pub probes: ProbeCounts,
     /// The tracker's counters.
     pub tracker: TrackerStats,
     /// The block table's counters.
@@ -139,7 +143,8 @@ struct ModePorts {
     sets: [Option<PortSet>; 6],
 }
 
-fn mode_index(mode: Mode) -> usize {
+/// The index of `mode` in [`Mode::ALL`] (tables indexed by mode).
+pub(crate) const fn mode_index(mode: Mode) -> usize {
     match mode {
         Mode::Tcp => 0,
         Mode::Udp => 1,
@@ -378,6 +383,7 @@ impl Detector {
             self.stats.not_monitored += 1;
             return Event::NotMonitored(*probe);
         };
+        self.stats.probes.record(mode, probe.kind);
         if let Some(reason) = self.never_block.check(probe.source) {
             self.stats.ignored += 1;
             return Event::Ignored {

@@ -66,6 +66,7 @@
 
 pub mod classify;
 pub mod probe;
+pub mod probe_counts;
 pub mod source;
 
 pub use probe::{Probe, Protocol, ScanKind, TcpFlags, Timestamp};

@@ -487,6 +487,7 @@ pub fn disarm(config: &mut Config) {
     config.kill_run_cmd = None;
     config.unblock_cmd = None;
     config.nft_set = None;
+    config.crowdsec_credentials = None;
     config.blocked_file = None;
     config.history_file = None;
 }

@@ -1,7 +1,9 @@
 //! One module per subcommand; [`run`] dispatches.
 
 pub(crate) mod check_config;
+pub(crate) mod completions;
 pub(crate) mod default_config;
+pub(crate) mod manual;
 pub(crate) mod replay;
 pub(crate) mod status;
 pub(crate) mod unblock;
@@ -20,6 +22,8 @@ pub(crate) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Some(Command::CheckConfig(args)) => check_config::run(args, origin),
         Some(Command::DefaultConfig(args)) => default_config::run(args),
+        Some(Command::Completions(args)) => completions::run(args),
+        Some(Command::Manual(args)) => manual::run(args),
         Some(Command::Replay(args)) => replay::run(args, origin),
         Some(Command::Status(args)) => status::run(args, origin),
         Some(Command::Unblock(args)) => unblock::run(args, origin),

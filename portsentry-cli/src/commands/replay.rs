@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use ipnet::IpNet;
 use portsentry_core::replay::{KeptEvents, Replay, ReplaySummary, SourceReport};
 use portsentry_core::respond::log::{alert_lines, notice_lines, release_lines};
+use portsentry_core::respond::probe_events::ProbeEventLimit;
 use portsentry_core::respond::{AlertContext, BlockStatus, LogStyle, Notice, ReleaseContext};
 use portsentry_core::source::pcap::{CaptureError, CaptureFile};
 use portsentry_core::tracker::MAX_SCAN_TRIGGER;
@@ -190,13 +191,15 @@ pub(crate) fn run(args: &Args, origin: Origin) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut session = replay.session();
+    // PROBE_EVENTS: the same probe lines the daemon would log, limited the same way.
+    let probe_events = ProbeEventLimit::new(config.probe_events_per_second);
     let mut write_error = None;
     let mut read_error: Option<CaptureError> = None;
     while let Some(frame) = capture.next_frame() {
         match frame {
             Ok(frame) => session.feed(&frame, |event| {
                 if write_error.is_none()
-                    && let Err(e) = write_event(&mut out, style, event)
+                    && let Err(e) = write_event(&mut out, style, event, &probe_events)
                 {
                     write_error = Some(e);
                 }
@@ -245,8 +248,17 @@ pub(crate) fn run(args: &Args, origin: Origin) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes the lines the daemon logs for `event` (nothing for the unlogged kinds).
-fn write_event(out: &mut impl Write, style: LogStyle, event: &Event) -> io::Result<()> {
+fn write_event(
+    out: &mut impl Write,
+    style: LogStyle,
+    event: &Event,
+    probe_events: &ProbeEventLimit,
+) -> io::Result<()> {
     let (at, lines) = match event {
+        Event::BelowTrigger { probe, .. } => match probe_events.admit(event) {
+            Some(_) => (probe.at, notice_lines(style, &Notice::Probe { probe })),
+            None => return Ok(()),
+        },
         Event::Alert(alert) => (
             alert.probe.at,
             alert_lines(

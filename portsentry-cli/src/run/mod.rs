@@ -24,6 +24,7 @@ mod syslog;
 pub(crate) use control::{ClientError, GROUP_FILE, request_unblock, resolve_group};
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ use sd_notify::NotifyState;
 
 use crate::commands::{EXIT_FAILURE, report_failure};
 use crate::config_source::{self, Checked, Origin};
+use crate::metrics;
 use crate::state_files::{self, StatusMeta};
 use log_sink::{LogFormat, LogTarget, Logger};
 
@@ -88,6 +90,18 @@ pub(crate) struct RunArgs {
     /// The shape of log lines
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "classic")]
     pub(crate) log_format: LogFormat,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (classic text format 0.0.4;
+    /// e.g. 127.0.0.1:9610). Counters of probes by mode and kind, skipped frames, alerts,
+    /// blocks, tracker, response queue and kernel drops; never an address. Off by default
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
+
+    /// Write the same metrics to this file every 2 seconds, replaced atomically, for
+    /// node_exporter's textfile collector (the name must end in .prom; Debian's directory is
+    /// /var/lib/prometheus/node-exporter/)
+    #[arg(long, value_name = "PATH")]
+    pub(crate) metrics_textfile: Option<PathBuf>,
 }
 
 /// Signal flags set by the handlers, read by the main loop.
@@ -142,6 +156,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         eprintln!("portsentry: warning: {problem}");
     }
     let state_dir = checked.state_dir.clone();
+    let metrics_setup = metrics::Setup::new(args.metrics_listen, args.metrics_textfile.as_deref())?;
     let pid_path = args.pid_file.clone().or_else(|| {
         args.daemon
             .then(|| PathBuf::from(pid_file::DEFAULT_PID_FILE))
@@ -215,6 +230,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         config: origin.to_string(),
         running: true,
     };
+    let mut exporter = metrics_setup.start(meta.started_at)?;
     let status_path = state_files::status_path(&state_dir);
     // False while a permission finding keeps the configuration in log-only mode.
     let mut trusted = checked_trusted;
@@ -249,7 +265,11 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
         }
         log_messages(&logger, engine.take_messages());
         if Instant::now() >= next_status {
-            let document = state_files::status_json(&meta, &trusted_status(&mut engine, trusted));
+            let status = trusted_status(&mut engine, trusted);
+            if let Err(e) = exporter.publish(&status, state_files::unix_now()) {
+                logger.admin(Severity::Error, &format!("{e:#}"));
+            }
+            let document = state_files::status_json(&meta, &status);
             if let Err(e) = state_files::write_status(&status_path, &document) {
                 logger.admin(
                     Severity::Error,
@@ -271,6 +291,9 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
     let (mut status, messages) = engine.shutdown();
     status.commands_enabled &= trusted;
     log_messages(&logger, messages);
+    if let Err(e) = exporter.publish(&status, state_files::unix_now()) {
+        logger.admin(Severity::Error, &format!("{e:#}"));
+    }
     let final_meta = StatusMeta {
         running: false,
         ..meta

@@ -39,7 +39,9 @@ use socket2::{Domain, Protocol, SockFilter, Socket, Type};
 
 use crate::Timestamp;
 
-pub(crate) use sys::{Datagram, enable_packet_info, interface_addresses, poll, recv_datagram};
+pub(crate) use sys::{
+    Datagram, enable_packet_info, interface_addresses, kill_with_parent, poll, recv_datagram,
+};
 
 /// `PACKET_HOST`: the frame was addressed to this host.
 const PACKET_HOST: u8 = 0;

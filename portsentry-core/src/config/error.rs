@@ -63,7 +63,7 @@ pub enum ProblemKind {
     MissingTarget,
     /// `BLOCK_x="1"` but none of `KILL_ROUTE`, `KILL_HOSTS_DENY`, `NFT_SET`, `KILL_RUN_CMD` is set.
     #[error(
-        "is 1 (block) but no blocking action is set: set KILL_ROUTE, KILL_HOSTS_DENY, NFT_SET or KILL_RUN_CMD, or use 0 (log only)"
+        "is 1 (block) but no blocking action is set: set KILL_ROUTE, KILL_HOSTS_DENY, NFT_SET, CROWDSEC_CREDENTIALS or KILL_RUN_CMD, or use 0 (log only)"
     )]
     BlockWithoutAction,
     /// `BLOCK_x="2"` but `KILL_RUN_CMD` is not set.

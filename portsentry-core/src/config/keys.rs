@@ -116,6 +116,16 @@ pub const KEYS: &[KeyInfo] = &[
         "\"FAMILY TABLE SET\" (empty: none)",
     ),
     key(
+        "CROWDSEC_CREDENTIALS",
+        KeyOrigin::New,
+        "path of a cscli machine credentials file (empty: none)",
+    ),
+    key(
+        "PROBE_EVENTS",
+        KeyOrigin::New,
+        "0-10000 probe lines per second (0: off)",
+    ),
+    key(
         "MAX_BLOCKS",
         KeyOrigin::New,
         "1-1048576 hosts blocked at once",
@@ -168,7 +178,7 @@ mod tests {
             assert!(a.name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
             assert!(KEYS[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
         }
-        assert_eq!(KEYS.len(), 32);
+        assert_eq!(KEYS.len(), 34);
     }
 
     #[test]

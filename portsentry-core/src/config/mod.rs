@@ -51,6 +51,8 @@
 //! | `BLOCK_TIMEOUT` | new | seconds a block lasts, 0 = forever (max 315360000) | 0 |
 //! | `DETECT_ACK_SCANS` | new | 0/1: count bare-ACK and FIN+ACK probes | 0 |
 //! | `NEVER_BLOCK_GATEWAYS` | new | 0/1: never block default gateways and resolvers | 1 |
+//! | `CROWDSEC_CREDENTIALS` | new | CrowdSec machine credentials file: blocks become Local API decisions; `""`: none | none |
+//! | `PROBE_EVENTS` | new | 0-10000: `probe:` lines per second for a source's first port below the trigger; 0 off | 0 |
 //! | `NFT_SET` | new | `"FAMILY TABLE SET"`, family `ip`/`ip6`/`inet`, names `[A-Za-z0-9_-]`; `""`: none | none |
 //! | `MAX_BLOCKS` | new | 1-1048576 hosts blocked at once; further alerts are counted, not blocked | 512 |
 //! | `BLOCK_RATE` | new | 0-1000000 new blocks per minute (burst of as many); 0 = no limit | 60 |
@@ -169,6 +171,12 @@ pub struct Config {
     pub nft_set: Option<String>,
     /// `PORT_BANNER`: text sent to connect-mode clients.
     pub port_banner: Option<String>,
+    /// `CROWDSEC_CREDENTIALS` (new): a CrowdSec machine credentials file (`url`, `login`,
+    /// `password`); blocks are pushed to that Local API as decisions. `None` disables it.
+    pub crowdsec_credentials: Option<PathBuf>,
+    /// `PROBE_EVENTS` (new): at most this many `probe:` lines per second, for a source's
+    /// first port below the trigger (fleet-wide horizontal-scan detection); 0 is off.
+    pub probe_events_per_second: u32,
     /// `MAX_BLOCKS` (new): at most this many hosts blocked (or being blocked) at once.
     pub max_blocks: usize,
     /// `BLOCK_RATE` (new): at most this many new blocks a minute; 0 means no rate limit.
@@ -282,7 +290,8 @@ impl Config {
 
     /// Reads, parses and validates the file at `path`. Nothing else is read or created (the
     /// ignore file, the history file... are the business of their users). Relative
-    /// `IGNORE_FILE` and `HOSTS_DENY_FILE` paths are made relative to the file's directory.
+    /// `IGNORE_FILE`, `HOSTS_DENY_FILE` and `CROWDSEC_CREDENTIALS` paths are made relative to
+    /// the file's directory.
     ///
     /// # Errors
     ///
@@ -339,6 +348,11 @@ impl Config {
         }
         if config.hosts_deny_file.is_relative() {
             config.hosts_deny_file = base.join(&config.hosts_deny_file);
+        }
+        if let Some(credentials) = &config.crowdsec_credentials
+            && credentials.is_relative()
+        {
+            config.crowdsec_credentials = Some(base.join(credentials));
         }
         Ok((loaded, file.findings))
     }
@@ -398,6 +412,8 @@ impl Config {
             never_block_infrastructure: true,
             nft_set: None,
             port_banner: None,
+            crowdsec_credentials: None,
+            probe_events_per_second: 0,
             max_blocks: crate::block_limits::DEFAULT_MAX_BLOCKS,
             block_rate: crate::block_limits::DEFAULT_BLOCK_RATE,
             reconcile_interval: Some(DEFAULT_RECONCILE_INTERVAL),

@@ -249,7 +249,8 @@ fn every_key_is_understood() {
         KILL_RUN_CMD_FIRST=\"1\"\nSCAN_TRIGGER=\"64\"\nPORT_BANNER=\"hi\"\nHISTORY_FORMAT=\"v2\"\n\
         UNBLOCK_CMD=\"u\"\nHOSTS_DENY_FILE=\"/d\"\nSCAN_WINDOW=\"604800\"\nMAX_TRACKED_SOURCES=\"16777216\"\n\
         BLOCK_TIMEOUT=\"315360000\"\nDETECT_ACK_SCANS=\"1\"\nNEVER_BLOCK_GATEWAYS=\"0\"\n\
-        NFT_SET=\"ip6 my_table set-1\"\nMAX_BLOCKS=\"1048576\"\nBLOCK_RATE=\"0\"\n\
+        NFT_SET=\"ip6 my_table set-1\"\nCROWDSEC_CREDENTIALS=\"/c\"\nPROBE_EVENTS=\"50\"\n\
+        MAX_BLOCKS=\"1048576\"\nBLOCK_RATE=\"0\"\n\
         RECONCILE_INTERVAL=\"0\"\nSTOP_TIMEOUT=\"3600\"\nCONTROL_GROUP=\"adm\"\n";
     assert_eq!(text.lines().count(), keys::KEYS.len());
     for info in keys::KEYS {
@@ -286,6 +287,8 @@ fn every_key_is_understood() {
         never_block_infrastructure: false,
         nft_set: Some("ip6 my_table set-1".into()),
         port_banner: Some("hi".into()),
+        crowdsec_credentials: Some("/c".into()),
+        probe_events_per_second: 50,
         max_blocks: 1_048_576,
         block_rate: 0,
         reconcile_interval: None,

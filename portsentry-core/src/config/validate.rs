@@ -133,9 +133,15 @@ impl<'t> Validator<'t, '_> {
             };
             match block_mode(entry.value) {
                 Ok(BlockMode::Block)
-                    if !["KILL_ROUTE", "KILL_HOSTS_DENY", "NFT_SET", "KILL_RUN_CMD"]
-                        .iter()
-                        .any(|k| self.is_set(k)) =>
+                    if ![
+                        "KILL_ROUTE",
+                        "KILL_HOSTS_DENY",
+                        "NFT_SET",
+                        "CROWDSEC_CREDENTIALS",
+                        "KILL_RUN_CMD",
+                    ]
+                    .iter()
+                    .any(|k| self.is_set(k)) =>
                 {
                     self.problem(entry.line, Some(key), ProblemKind::BlockWithoutAction);
                 }
@@ -256,6 +262,16 @@ fn apply(config: &mut Config, key: &str, value: &str) -> Result<(), ProblemKind>
         "DETECT_ACK_SCANS" => config.detect_ack_scans = switch(value)?,
         "NEVER_BLOCK_GATEWAYS" => config.never_block_infrastructure = switch(value)?,
         "NFT_SET" => config.nft_set = nft_set(value)?,
+        "CROWDSEC_CREDENTIALS" => config.crowdsec_credentials = optional_path(value)?,
+        "PROBE_EVENTS" => {
+            let n = number(
+                value,
+                0,
+                u64::from(crate::respond::probe_events::MAX_PER_SECOND),
+                "lines per second, from 0 (off) to 10000",
+            )?;
+            config.probe_events_per_second = u32::try_from(n).unwrap_or(u32::MAX);
+        }
         "MAX_BLOCKS" => {
             let n = number(value, 1, MAX_BLOCKS, "a number from 1 to 1048576")?;
             config.max_blocks = usize::try_from(n).unwrap_or(usize::MAX);

@@ -727,6 +727,23 @@ mod prop {
     }
 }
 
+#[test]
+fn probes_are_counted_by_mode_and_kind_once_routed() {
+    let mut d = detector(&config(3), &[Mode::StealthTcp, Mode::StealthUdp]);
+    d.observe(&syn(SCANNER, 22, 0)); // not monitored: not a probe of any mode
+    d.observe(&syn(SCANNER, 79, 0));
+    d.observe(&syn(SCANNER, 79, 1)); // a repeat still counts as a probe
+    d.observe(&probe(SCANNER, Protocol::Tcp, ScanKind::Fin, 111, 1));
+    d.observe(&udp("203.0.113.10", 7, 2));
+    d.observe(&syn("127.0.0.1", 143, 2)); // ignored, but a probe all the same
+    let probes = d.stats().probes;
+    assert_eq!(probes.get(Mode::StealthTcp, ScanKind::Syn), 3);
+    assert_eq!(probes.get(Mode::StealthTcp, ScanKind::Fin), 1);
+    assert_eq!(probes.get(Mode::StealthUdp, ScanKind::Udp), 1);
+    assert_eq!(probes.total(), 5);
+    assert_eq!(d.stats().not_monitored, 1);
+}
+
 /// Issue 9: a gateway that appears after the block (DHCP renew, route change) is released at
 /// once, not merely reported as protected on its next probe.
 #[test]

@@ -57,6 +57,8 @@ impl Engine {
                     ..
                 } => {}
                 Event::Ignored { .. } => self.submit_display(event),
+                // PROBE_EVENTS: the dispatcher keeps to the per-second limit.
+                Event::BelowTrigger { .. } => self.submit_display(event),
                 _ => {}
             }
         }
@@ -83,7 +85,10 @@ impl Engine {
 
     /// Submits a notice event with its time on the wall clock.
     fn submit_display(&mut self, mut event: Event) {
-        if let Event::AlreadyBlocked(p) | Event::Ignored { probe: p, .. } = &mut event {
+        if let Event::AlreadyBlocked(p)
+        | Event::Ignored { probe: p, .. }
+        | Event::BelowTrigger { probe: p, .. } = &mut event
+        {
             p.at = self.clock.wall_of(p.at);
         }
         if let Some(d) = &self.dispatcher {

@@ -232,7 +232,7 @@ impl Default for EngineOptions {
 }
 
 /// A snapshot of the engine's state and counters, for `portsentry status`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct EngineStatus {
     /// The active modes.
@@ -420,6 +420,7 @@ impl Engine {
     }
 
     fn read_capture(&mut self, wait: Duration) -> Result<(), EngineError> {
+        let probe_events = self.settings.config.probe_events_per_second > 0;
         let Self {
             sources,
             detector,
@@ -452,7 +453,7 @@ impl Engine {
             match classify(at, LinkType::CookedL3, frame.data) {
                 Ok(probe) => {
                     let event = detector.observe(&probe);
-                    if wants_response(&event) {
+                    if wants_response(&event, probe_events) {
                         events.push(event);
                     }
                 }
@@ -477,7 +478,8 @@ impl Engine {
             probe.at = self.clock.now();
             let event = self.detector.observe(&probe);
             let alerted = matches!(event, Event::Alert(_));
-            if wants_response(&event) {
+            let probe_events = self.settings.config.probe_events_per_second > 0;
+            if wants_response(&event, probe_events) {
                 self.events.push(event);
             }
             // Only with an alert, once per source per window: never an amplifier.
@@ -798,12 +800,19 @@ pub fn responders(
     Ok((respond::from_config(&config, log)?, findings))
 }
 
-/// True for the events the responders (or the limit log) must hear about.
-fn wants_response(event: &Event) -> bool {
-    matches!(
-        event,
-        Event::Alert(_) | Event::Limited { .. } | Event::AlreadyBlocked(_) | Event::Ignored { .. }
-    )
+/// True for the events the responders (or the limit log) must hear about; with
+/// `probe_events` (`PROBE_EVENTS`), also a source's first probe below the trigger.
+fn wants_response(event: &Event, probe_events: bool) -> bool {
+    match event {
+        Event::Alert(_)
+        | Event::Limited { .. }
+        | Event::AlreadyBlocked(_)
+        | Event::Ignored { .. } => true,
+        Event::BelowTrigger {
+            distinct_ports: 1, ..
+        } => probe_events,
+        _ => false,
+    }
 }
 
 /// Starts the responder thread; with `previous`, its jobs run only once `previous` has
@@ -817,6 +826,7 @@ fn spawn_dispatcher(
         resolver: config
             .resolve_host
             .then(|| Resolver::new(resolve::DEFAULT_TIMEOUT)),
+        probe_events_per_second: config.probe_events_per_second,
         ..DispatchConfig::default()
     };
     match previous {

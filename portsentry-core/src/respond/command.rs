@@ -12,7 +12,8 @@
 //! Shell commands run through `/bin/sh -c` because the configurations people already have use
 //! pipes and redirections. Each runs in its own process group with stdin from `/dev/null`
 //! and stdout discarded; stderr is captured (up to 4 KiB) into the error. A command that
-//! exceeds its time limit has its whole process group killed. Success means exit status 0:
+//! exceeds its time limit has its whole process group killed, and a command dies with the
+//! daemon (`PR_SET_PDEATHSIG`), so none finishes after a crash. Success means exit status 0:
 //! unlike PortSentry, a failing or missing command (status 127) is a failed block.
 //! Prefer the [`NftSet`](super::NftSet) responder where you can: it runs `nft` with argv,
 //! no shell involved.
@@ -157,6 +158,9 @@ fn run(mut cmd: Command, shown: &str, timeout: Duration) -> Result<ExitStatus, R
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0);
+    // A command never outlives the daemon: its block's journal record decides what happens.
+    #[cfg(all(feature = "capture", target_os = "linux"))]
+    crate::capture::kill_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|source| ResponderError::Spawn {
         command: shown.to_owned(),
         source,

@@ -59,6 +59,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::probe_events::ProbeEventLimit;
 use super::resolve::Resolver;
 use super::{AlertReport, Fanout, Notice, ReapplyReport, ReleaseReport, ResponderError};
 use crate::block_table::BlockRecord;
@@ -75,6 +76,8 @@ pub struct DispatchConfig {
     pub notice_capacity: usize,
     /// Resolves names for display (`RESOLVE_HOST`); `None` shows addresses only.
     pub resolver: Option<Resolver>,
+    /// `PROBE_EVENTS`: probe notices per second of probe time (0: none).
+    pub probe_events_per_second: u32,
 }
 
 impl Default for DispatchConfig {
@@ -83,6 +86,7 @@ impl Default for DispatchConfig {
             action_capacity: 1024,
             notice_capacity: 256,
             resolver: None,
+            probe_events_per_second: 0,
         }
     }
 }
@@ -142,6 +146,7 @@ enum Job {
 enum NoticeJob {
     Ignored(Probe, IgnoreReason),
     AlreadyBlocked(Probe),
+    Probe(Probe),
 }
 
 #[derive(Default)]
@@ -232,6 +237,7 @@ pub struct Dispatcher {
     shared: Arc<Shared>,
     results: mpsc::Receiver<Report>,
     worker: Option<JoinHandle<Fanout>>,
+    probe_events: ProbeEventLimit,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -285,6 +291,7 @@ impl Dispatcher {
         let (tx, results) = mpsc::channel();
         let worker_shared = Arc::clone(&shared);
         let resolver = config.resolver;
+        let probe_events = ProbeEventLimit::new(config.probe_events_per_second);
         let worker = thread::Builder::new()
             .name("portsentry-respond".to_owned())
             .spawn(move || {
@@ -306,6 +313,7 @@ impl Dispatcher {
             shared,
             results,
             worker: Some(worker),
+            probe_events,
         })
     }
 
@@ -392,6 +400,10 @@ impl Dispatcher {
             Event::Released(release) => self.submit_release(release),
             Event::Ignored { probe, reason } => self.push_notice(NoticeJob::Ignored(probe, reason)),
             Event::AlreadyBlocked(probe) => self.push_notice(NoticeJob::AlreadyBlocked(probe)),
+            Event::BelowTrigger { .. } => match self.probe_events.admit(event) {
+                Some(probe) => self.push_notice(NoticeJob::Probe(probe)),
+                None => Submitted::NotNeeded,
+            },
             _ => Submitted::NotNeeded,
         }
     }
@@ -597,6 +609,9 @@ fn work(
                             host_name: name.as_deref(),
                         })
                     }
+                    NoticeJob::Probe(probe) => {
+                        fanout.handle_notice(&Notice::Probe { probe: &probe })
+                    }
                 };
                 (!errors.is_empty()).then_some(Report::Errors(errors))
             }
@@ -663,7 +678,7 @@ mod tests {
             DispatchConfig {
                 action_capacity: 2,
                 notice_capacity: 1,
-                resolver: None,
+                ..DispatchConfig::default()
             },
         )
         .unwrap();
@@ -787,5 +802,37 @@ mod tests {
             assert_eq!(r.host_name.as_deref(), Some("scanner.example"));
             assert!(r.responders[0].result.is_ok());
         }
+    }
+
+    #[test]
+    fn probe_events_become_probe_lines_within_their_limit() {
+        let log = Shared::default();
+        let fanout = Fanout::new().with(LogResponder::new(log.clone(), LogStyle::Classic));
+        let config = DispatchConfig {
+            probe_events_per_second: 1,
+            ..DispatchConfig::default()
+        };
+        let d = Dispatcher::spawn(fanout, config).unwrap();
+        let below = |source: &str, distinct_ports| Event::BelowTrigger {
+            probe: probe(source, 22, ScanKind::Syn),
+            distinct_ports,
+            trigger: 3,
+        };
+        assert_eq!(d.submit_event(&below("192.0.2.7", 1)), Submitted::Queued);
+        // Same second of probe time: over the limit of one.
+        assert_eq!(d.submit_event(&below("192.0.2.8", 1)), Submitted::NotNeeded);
+        // Not a source's first port.
+        assert_eq!(d.submit_event(&below("192.0.2.9", 2)), Submitted::NotNeeded);
+        d.shutdown();
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "probe: TCP syn from host: 192.0.2.7 to TCP port: 22\n"
+        );
+        let off = Dispatcher::spawn(Fanout::new(), DispatchConfig::default()).unwrap();
+        assert_eq!(
+            off.submit_event(&below("192.0.2.7", 1)),
+            Submitted::NotNeeded
+        );
     }
 }

@@ -28,6 +28,7 @@
 //! | `released` | `src_ip`, `src_name`, `blocked_at` (RFC 3339), `steps` |
 //! | `ignored` | `src_ip`, `src_name`, `dst_ip`, `dst_port`, `protocol`, `scan_type`, `reason` (`ignore_file`, `own_address`, `gateway`, `resolver`, `loopback`) |
 //! | `already_blocked` | `src_ip`, `src_name`, `dst_ip`, `dst_port`, `protocol`, `scan_type` |
+//! | `probe` | `src_ip`, `src_name` (null), `dst_ip`, `dst_port`, `protocol`, `scan_type` (`PROBE_EVENTS`) |
 //! | `dropped` | `alerts`, `releases`, `notices` (jobs lost to a full queue) |
 //!
 //! `steps` is an array of `{"action": ..., "detail": ..., "ok": bool, "error": string|null}`
@@ -292,6 +293,19 @@ pub fn release_lines(style: LogStyle, ctx: &ReleaseContext<'_>) -> Vec<String> {
     lines
 }
 
+/// The classic and v2 line of a probe event (`PROBE_EVENTS`): numeric address only, e.g.
+/// `probe: TCP syn from host: 192.0.2.7 to TCP port: 22`.
+fn probe_line(probe: &Probe) -> String {
+    format!(
+        "probe: {} {} from host: {} to {} port: {}",
+        probe.protocol.as_upper_str(),
+        probe.kind.as_str(),
+        address_text(probe.source),
+        probe.protocol.as_upper_str(),
+        probe.destination_port
+    )
+}
+
 /// Every line for one notice, in `style`.
 pub fn notice_lines(style: LogStyle, notice: &Notice<'_>) -> Vec<String> {
     match (style, notice) {
@@ -307,6 +321,10 @@ pub fn notice_lines(style: LogStyle, notice: &Notice<'_>) -> Vec<String> {
             j.str("reason", reason.as_str());
             vec![j.finish()]
         }
+        (LogStyle::Json, Notice::Probe { probe }) => {
+            vec![probe_json(probe, "probe", None).finish()]
+        }
+        (_, Notice::Probe { probe }) => vec![probe_line(probe)],
         (LogStyle::Json, Notice::AlreadyBlocked { probe, host_name }) => {
             vec![probe_json(probe, "already_blocked", *host_name).finish()]
         }

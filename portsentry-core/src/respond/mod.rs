@@ -24,6 +24,7 @@
 //! |---|---|---|
 //! | [`Actions`] (`KILL_RUN_CMD`, `KILL_HOSTS_DENY`, `KILL_ROUTE`, `UNBLOCK_CMD`) | block | [`actions`] |
 //! | [`NftSet`] (`NFT_SET`) | block | [`nft`] |
+//! | `CrowdsecResponder` (`CROWDSEC_CREDENTIALS`, feature `crowdsec`) | block | `crowdsec` |
 //! | [`LogResponder`] (1.2 `attackalert:`, 2.0 `Scan from:`, JSON lines) | report | [`log`] |
 //! | [`HistoryResponder`] (`HISTORY_FILE`) | report | [`history`] |
 //! | [`from_fn`] (closure adaptor) | either | here |
@@ -71,11 +72,14 @@ use crate::probe::{Probe, Protocol, ScanKind, Timestamp};
 pub mod actions;
 pub mod blocked_file;
 pub mod command;
+#[cfg(feature = "crowdsec")]
+pub mod crowdsec;
 pub mod dispatch;
 pub mod history;
 pub mod hosts_deny;
 pub mod log;
 pub mod nft;
+pub mod probe_events;
 pub mod resolve;
 mod timefmt;
 
@@ -286,6 +290,12 @@ pub enum Notice<'a> {
         reason: IgnoreReason,
         /// The resolved name, for display only.
         host_name: Option<&'a str>,
+    },
+    /// A source's first probe below the trigger, forwarded for fleet-wide correlation
+    /// (`PROBE_EVENTS`, see [`probe_events`]).
+    Probe {
+        /// The probe.
+        probe: &'a Probe,
     },
     /// A probe from a source that is already blocked.
     AlreadyBlocked {
@@ -929,11 +939,12 @@ pub fn address_text(address: IpAddr) -> String {
 
 /// Builds the standard responder set from a [`Config`](crate::Config): the PortSentry
 /// [`Actions`] (when any `KILL_*`/`UNBLOCK_CMD` is set), the [`NftSet`] (when `NFT_SET` is
-/// set) and the [`HistoryResponder`] (when `HISTORY_FILE` is set), plus `log` if given.
+/// set), the CrowdSec responder (when `CROWDSEC_CREDENTIALS` is set) and the
+/// [`HistoryResponder`] (when `HISTORY_FILE` is set), plus `log` if given.
 ///
 /// # Errors
 ///
-/// [`ResponderError::Config`] for an unusable `NFT_SET` or template, [`ResponderError::Io`]
+/// [`ResponderError::Config`] for an unusable `NFT_SET`, template or credentials file, [`ResponderError::Io`]
 /// when the history file cannot be opened.
 pub fn from_config(
     config: &crate::Config,
@@ -947,6 +958,7 @@ pub fn from_config(
     if let Some(nft) = NftSet::from_config(config)? {
         fanout.push(nft);
     }
+    push_crowdsec(&mut fanout, config)?;
     if let Some(history) = HistoryResponder::from_config(config)? {
         fanout.push(history);
     }
@@ -954,6 +966,29 @@ pub fn from_config(
         fanout.push_boxed(log);
     }
     Ok(fanout)
+}
+
+/// Adds the CrowdSec responder when `CROWDSEC_CREDENTIALS` is set.
+#[cfg(feature = "crowdsec")]
+fn push_crowdsec(fanout: &mut Fanout, config: &crate::Config) -> Result<(), ResponderError> {
+    if let Some(crowdsec) = crowdsec::CrowdsecResponder::from_config(config)? {
+        fanout.push(crowdsec);
+    }
+    Ok(())
+}
+
+/// Without the `crowdsec` feature, `CROWDSEC_CREDENTIALS` cannot be honoured: an error, so
+/// that no block is silently kept from the fleet.
+#[cfg(not(feature = "crowdsec"))]
+fn push_crowdsec(_fanout: &mut Fanout, config: &crate::Config) -> Result<(), ResponderError> {
+    match &config.crowdsec_credentials {
+        Some(_) => Err(ResponderError::Config(
+            "CROWDSEC_CREDENTIALS is set but this build has no CrowdSec support (feature \
+             `crowdsec`)"
+                .into(),
+        )),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -1131,6 +1166,21 @@ mod tests {
             from_config(&bad, None),
             Err(ResponderError::Config(_))
         ));
+    }
+
+    #[cfg(not(feature = "crowdsec"))]
+    #[test]
+    fn crowdsec_credentials_without_the_feature_are_an_error_not_a_silent_gap() {
+        let config = crate::Config {
+            crowdsec_credentials: Some("/etc/portsentry/crowdsec.yaml".into()),
+            history_file: None,
+            blocked_file: None,
+            ..crate::Config::default()
+        };
+        let Err(ResponderError::Config(message)) = from_config(&config, None) else {
+            panic!("a build without CrowdSec support must refuse CROWDSEC_CREDENTIALS");
+        };
+        assert!(message.contains("feature `crowdsec`"), "{message}");
     }
 
     #[test]
