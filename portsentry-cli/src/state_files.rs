@@ -92,6 +92,23 @@ pub(crate) fn status_json(meta: &StatusMeta, status: &EngineStatus) -> Value {
             "not_blocked_by_limits": d.limited,
             "pending_blocks": d.blocks.pending,
             "tracked_sources": d.tracker.tracked,
+            "tracker": {
+                "full_slots": d.tracker.tracked,
+                "capacity": d.tracker.capacity,
+                "first_probe_sources": d.tracker.first_probe_sources,
+                "first_probe_capacity": d.tracker.first_probe_capacity,
+                "first_probe_generations": d.tracker.first_probe_generations,
+                "memory_bytes": d.tracker.memory_bytes,
+            },
+            "floods": {
+                "repeats": status.floods.repeats,
+                "notified": status.floods.notified,
+                "counted": status.floods.counted,
+                "summarised": status.floods.summarised,
+                "summaries": status.floods.summaries,
+                "sources": status.floods.sources,
+                "suppressed_alerts": status.floods.suppressed_alerts,
+            },
             "skipped": skipped,
             "capture": status.capture.map(|c| json!({
                 "received": c.received,

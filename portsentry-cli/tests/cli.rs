@@ -606,3 +606,6 @@ fn check_config_refuses_a_crowdsec_credentials_file_others_can_read() {
         assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
     }
 }
+
+#[path = "cli/replay_flood.rs"]
+mod replay_flood;

@@ -746,6 +746,69 @@ fn no_arguments_run_the_built_in_default_and_print_alerts() {
     assert!(daemon.output().contains("PortSentry is shutting down"));
 }
 
+/// Issue 11: a flood from a source that is already blocked costs a counter, not a line per
+/// packet; `status` reports the exact count and the tracker's memory.
+#[test]
+fn a_blocked_source_flooding_costs_counters_not_lines() {
+    let Some(lab) = Lab::create("a_blocked_source_flooding_costs_counters") else {
+        return;
+    };
+    let config = lab.write_config(&lab.config_text("1,79", "7", ""));
+    let mut daemon = Daemon::start(&lab, &config, &["-stcp"]);
+    lab.nmap("-sS", "1", VICTIM4);
+    daemon.expect(&format!(
+        "scan from host: {ATTACKER4}/{ATTACKER4} to TCP port: 1"
+    ));
+    assert!(wait_until(WAIT, || lab.read("blocked").contains(ATTACKER4)));
+    // 3,000 SYNs to a monitored port from the blocked source (bounded in count and time).
+    let sent = lab
+        .attacker_cmd("timeout")
+        .args([
+            "30", "hping3", "-q", "-S", "-p", "79", "-c", "3000", "-i", "u200", VICTIM4,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.code().is_some(),
+        "hping3: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let mut status = String::new();
+    let counted = wait_until(WAIT, || {
+        let (_, text) = lab.cli(&["status"]);
+        status = text;
+        status
+            .lines()
+            .find(|l| l.contains("repeats of known sources:"))
+            .and_then(|l| l.split_whitespace().nth(4))
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n >= 2_900)
+    });
+    assert!(counted, "{status}");
+    // The exact count: every repeat is either noticed or counted, and they add up to the
+    // detector's already-blocked count.
+    let line = status
+        .lines()
+        .find(|l| l.contains("repeats of known sources:"))
+        .unwrap();
+    assert!(line.contains(" noticed, "), "{line}");
+    assert!(status.contains("tracker: "), "{status}");
+    let mib: u64 = status
+        .lines()
+        .find(|l| l.contains("tracker: "))
+        .and_then(|l| l.rsplit(", ").next())
+        .and_then(|l| l.trim_end_matches(" MiB").parse().ok())
+        .unwrap_or_else(|| panic!("no tracker memory in {status}"));
+    assert!(mib <= 32, "{status}");
+    let out = daemon.output();
+    let repeats = out.matches("is already blocked").count();
+    assert!(
+        repeats <= 1,
+        "one notice per minute at most, not one per packet:\n{out}"
+    );
+    assert!(daemon.stop().success(), "{}", daemon.output());
+}
+
 // ---------------------------------------------------------------------------------------
 // Issue 9: blocks you can trust.
 

@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
-use crate::capture::{enable_packet_info, now, poll, recv_datagram};
+use crate::capture::{
+    DATAGRAM_BATCH, DatagramBatch, enable_packet_info, force_receive_buffer, now, poll,
+};
 use crate::{PortSet, Probe, Protocol, ScanKind};
 
 /// The listen backlog of each TCP socket.
@@ -31,6 +33,9 @@ const BACKLOG: i32 = 16;
 /// The most connections or datagrams taken from one socket per wait, so one busy port
 /// cannot starve the others.
 const PER_SOCKET_PER_WAIT: usize = 64;
+
+/// Receive queue of each UDP socket, in bytes (about 4,000 queued datagrams).
+const UDP_RECEIVE_BUFFER: usize = 4 << 20;
 
 /// A port that could not be bound, and why.
 #[derive(Debug)]
@@ -99,7 +104,8 @@ pub struct ConnectListener {
     bound: Vec<Bound>,
     pollfds: Vec<libc::pollfd>,
     accept_failures: u64,
-    buffer: Box<[u8]>,
+    /// `recvmmsg(2)` buffers for the UDP sockets.
+    datagrams: DatagramBatch,
 }
 
 impl std::fmt::Debug for ConnectListener {
@@ -119,7 +125,7 @@ impl ConnectListener {
             bound: Vec::new(),
             pollfds: Vec::new(),
             accept_failures: 0,
-            buffer: vec![0u8; 2048].into_boxed_slice(),
+            datagrams: DatagramBatch::new(),
         };
         let mut failures = Vec::new();
         let wanted = tcp
@@ -217,15 +223,23 @@ impl ConnectListener {
                     }
                 }
                 Listener::Udp(socket) => {
-                    for _ in 0..PER_SOCKET_PER_WAIT {
-                        match recv_datagram(socket.as_ref(), &mut self.buffer) {
-                            Ok(datagram) => {
-                                if let Some(contact) = udp_contact(socket, bound.port, datagram) {
-                                    out.push(contact);
+                    // Batches of up to DATAGRAM_BATCH datagrams per recvmmsg(2) call.
+                    for _ in 0..PER_SOCKET_PER_WAIT.div_ceil(DATAGRAM_BATCH) {
+                        match self.datagrams.receive(socket.as_ref()) {
+                            Ok(n) => {
+                                let at = now();
+                                out.extend(
+                                    self.datagrams
+                                        .received
+                                        .iter()
+                                        .filter_map(|d| udp_contact(socket, bound.port, *d, at)),
+                                );
+                                if n < DATAGRAM_BATCH {
+                                    break; // drained
                                 }
                             }
-                            // WouldBlock: drained. Other errors (e.g. ICMP-reported
-                            // ECONNREFUSED) concern one datagram; try again next wait.
+                            // Errors (e.g. ICMP-reported ECONNREFUSED) concern one
+                            // datagram; try again next wait.
                             Err(_) => break,
                         }
                     }
@@ -267,6 +281,12 @@ fn bind_one(protocol: Protocol, port: u16) -> io::Result<Listener> {
         Protocol::Udp => {
             socket.bind(&address.into())?;
             enable_packet_info(&socket, ipv6)?;
+            // A deep queue, so that a burst waits for the next batch instead of being
+            // dropped by the kernel (above net.core.rmem_max only as root; else the most
+            // the kernel allows).
+            if force_receive_buffer(&socket, UDP_RECEIVE_BUFFER).is_err() {
+                let _ = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER);
+            }
             Ok(Listener::Udp(Arc::new(socket.into())))
         }
     }
@@ -299,6 +319,7 @@ fn udp_contact(
     socket: &Arc<UdpSocket>,
     port: u16,
     datagram: crate::capture::Datagram,
+    at: crate::probe::Timestamp,
 ) -> Option<Contact> {
     let peer = datagram.source?;
     let destination = datagram
@@ -306,7 +327,7 @@ fn udp_contact(
         .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |ip| ip.to_canonical());
     Some(Contact {
         probe: Probe {
-            at: now(),
+            at,
             source: peer.ip().to_canonical(),
             destination,
             protocol: Protocol::Udp,
@@ -447,6 +468,44 @@ mod tests {
         silent_client.read_to_end(&mut nothing).unwrap();
         assert!(nothing.is_empty());
         assert_eq!(listener.accept_failures(), 0);
+    }
+
+    #[test]
+    fn a_burst_of_datagrams_is_read_in_batches_and_none_is_lost() {
+        let port = free_port();
+        let udp: PortSet = [port].into_iter().collect();
+        let (mut listener, failures) = ConnectListener::bind(&PortSet::new(), &udp);
+        assert!(failures.is_empty(), "{failures:?}");
+        let clients: Vec<UdpSocket> = (0..100)
+            .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
+            .collect();
+        for client in &clients {
+            client
+                .send_to(&[0x55; 300], (Ipv4Addr::LOCALHOST, port))
+                .unwrap();
+        }
+        // One wait takes at most PER_SOCKET_PER_WAIT (two batches), the next the rest.
+        let mut contacts = Vec::new();
+        let first = listener
+            .wait(Duration::from_secs(5), &mut contacts)
+            .unwrap();
+        assert_eq!(first, PER_SOCKET_PER_WAIT);
+        let contacts = {
+            let mut all = contacts;
+            all.extend(wait_for(&mut listener, 100 - first));
+            all
+        };
+        let mut ports: Vec<u16> = contacts.iter().map(|c| c.probe().source_port).collect();
+        ports.sort_unstable();
+        let mut expected: Vec<u16> = clients
+            .iter()
+            .map(|c| c.local_addr().unwrap().port())
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(
+            ports, expected,
+            "every datagram became one probe, with its sender"
+        );
     }
 
     #[test]

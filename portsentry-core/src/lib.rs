@@ -131,5 +131,6 @@ pub use never_block::NeverBlock;
 pub use tracker::{Observation, SourceState, Tracker, TrackerError, TrackerStats};
 #[cfg(all(feature = "capture", feature = "procfs", target_os = "linux"))]
 pub mod engine;
+pub mod flood;
 #[cfg(feature = "pcap")]
 pub mod replay;

@@ -34,9 +34,22 @@
 //!   capture does not mark: in a replay it sees no probe. `udp` counts datagrams to
 //!   `UDP_PORTS` like `sudp`, without skipping listening ports.
 //!
-//! Memory: the detector stays within `MAX_TRACKED_SOURCES`; the per-source part of the
-//! summary grows with the distinct (source, protocol, port) triples of the capture, and the
-//! kept events with their number (see [`KeptEvents`]).
+//! # Memory
+//!
+//! A replay's memory does not grow with the number of sources in the capture: the detector
+//! stays within `MAX_TRACKED_SOURCES` (and its fixed first-probe tier); before its first alert
+//! a source has a fixed-size record (its probe count and first few pairs) in a 256 KiB table
+//! of the 4,096 most recently seen sources (4 per set of a keyed mix); from its first alert on
+//! it has a full record,
+//! for at most [`ReplayBuilder::max_sources`] sources (10,000 by default; the alerts of the
+//! others are counted in [`ReplaySummary::unlisted_alerts`]). What grows is only the
+//! detail of the listed alerting sources (their distinct pairs) and the kept events (see
+//! [`KeptEvents`]: [`KeptEvents::None`] keeps none).
+//!
+//! A source's [`SourceReport`] is exact ([`SourceReport::exact`]) when its record from before
+//! its first alert was still held at the alert and had room for every pair; otherwise (a flood
+//! of other sources came between its probes) it holds what it did from its first alert on
+//! plus the pairs the detector counted towards that alert.
 //!
 //! # Examples
 //!
@@ -105,6 +118,13 @@ use crate::never_block::NeverBlock;
 use crate::ports::PortSet;
 use crate::probe::{Probe, Protocol, Timestamp};
 use crate::source::pcap::{CaptureError, CaptureFile, Frame};
+
+mod tally;
+
+use tally::Tallies;
+
+/// The most alerting sources a replay lists in detail by default.
+pub const DEFAULT_MAX_SOURCES: usize = 10_000;
 
 /// The modes a replay runs when none are given: the stealth modes, `stcp` and `sudp`.
 pub const DEFAULT_MODES: [Mode; 2] = [Mode::StealthTcp, Mode::StealthUdp];
@@ -180,9 +200,18 @@ pub struct ReplayBuilder {
     listening_udp: PortSet,
     ignore: IgnoreChoice,
     kept: KeptEvents,
+    max_sources: usize,
 }
 
 impl ReplayBuilder {
+    /// The most alerting sources listed in detail in [`ReplaySummary::sources`] (default
+    /// [`DEFAULT_MAX_SOURCES`]); the alerts of further sources are counted in
+    /// [`ReplaySummary::unlisted_alerts`].
+    pub fn max_sources(mut self, max: usize) -> Self {
+        self.max_sources = max;
+        self
+    }
+
     /// The detection modes to run, replacing the default [`DEFAULT_MODES`] (`stcp`, `sudp`).
     pub fn modes(mut self, modes: impl IntoIterator<Item = Mode>) -> Self {
         let mut list: Vec<Mode> = Vec::new();
@@ -245,18 +274,20 @@ impl ReplayBuilder {
         let never_block = NeverBlock::new()
             .own_addresses(self.own_addresses.iter().copied())
             .ignore_list(ignore.networks());
-        let detector = Detector::builder(&config)
+        let detector_builder = Detector::builder(&config)
             .modes(self.modes.unwrap_or_else(|| DEFAULT_MODES.to_vec()))
             .never_block(never_block)
             .listening(self.listening_tcp, self.listening_udp)
             // Results do not depend on the seed; a fixed one makes runs identical inside too.
-            .seed(HashSeed::FIXED)
-            .build()?;
+            .seed(HashSeed::FIXED);
+        let detector = detector_builder.clone().build()?;
         Ok(Replay {
             config,
+            detector_builder,
             detector,
             own_addresses: self.own_addresses,
             kept: self.kept,
+            max_sources: self.max_sources,
         })
     }
 }
@@ -268,10 +299,14 @@ impl ReplayBuilder {
 pub struct Replay {
     /// The configuration, with `BLOCK_TCP`/`BLOCK_UDP` forced to log only.
     config: Config,
-    /// A fresh detector; every run starts from a copy.
+    /// Builds each run's fresh detector (a new one costs no memory until it is used, unlike
+    /// a copy of its tables).
+    detector_builder: crate::detector::DetectorBuilder,
+    /// A detector built once, for its settings.
     detector: Detector,
     own_addresses: Vec<IpNet>,
     kept: KeptEvents,
+    max_sources: usize,
 }
 
 impl std::fmt::Debug for Replay {
@@ -300,6 +335,7 @@ impl Replay {
             listening_udp: PortSet::new(),
             ignore: IgnoreChoice::FromConfig,
             kept: KeptEvents::default(),
+            max_sources: DEFAULT_MAX_SOURCES,
         }
     }
 
@@ -352,11 +388,20 @@ impl Replay {
     /// Starts a replay fed frame by frame, to see each event as it happens (the CLI prints
     /// them while reading) or to keep the partial result of a capture that turns out corrupt.
     pub fn session(&self) -> ReplaySession<'_> {
+        // The builder succeeded once in `ReplayBuilder::build` with these very settings.
+        let detector = self
+            .detector_builder
+            .clone()
+            .build()
+            .unwrap_or_else(|_| self.detector.clone());
         ReplaySession {
             replay: self,
-            detector: self.detector.clone(),
+            detector,
             report: ReplayReport::default(),
-            tallies: BTreeMap::new(),
+            tallies: Tallies::new(self.max_sources),
+            classified: Vec::with_capacity(FrameBatch::CAPACITY),
+            hashes: Vec::with_capacity(FrameBatch::CAPACITY),
+            batch: FrameBatch::new(),
         }
     }
 
@@ -365,9 +410,7 @@ impl Replay {
         mut capture: CaptureFile<R>,
     ) -> Result<ReplayReport, ReplayError> {
         let mut session = self.session();
-        while let Some(frame) = capture.next_frame() {
-            session.feed(&frame?, |_| {});
-        }
+        while session.feed_from(&mut capture, |_| {})? {}
         Ok(session.finish())
     }
 
@@ -401,7 +444,102 @@ pub struct ReplaySession<'r> {
     replay: &'r Replay,
     detector: Detector,
     report: ReplayReport,
-    tallies: BTreeMap<IpAddr, Tally>,
+    tallies: Tallies,
+    /// Scratch space of [`ReplaySession::feed_batch`].
+    classified: Vec<Result<Probe, Skip>>,
+    hashes: Vec<u64>,
+    batch: FrameBatch,
+}
+
+/// Up to [`FrameBatch::CAPACITY`] frames copied out of a capture reader, for
+/// [`ReplaySession::feed_batch`].
+///
+/// # Examples
+///
+/// ```
+/// use portsentry_core::replay::{FrameBatch, Replay};
+/// use portsentry_core::source::pcap::Frame;
+/// use portsentry_core::{Config, LinkType, Timestamp};
+///
+/// // An IPv4 TCP SYN from 203.0.113.1 to 203.0.113.2, port 1 (a classic TCP_PORTS port).
+/// let mut syn = vec![0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 203, 0, 113, 1, 203, 0, 113, 2];
+/// syn.extend_from_slice(&[0x9c, 0x40, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02, 4, 0, 0, 0, 0, 0]);
+/// let frame = Frame { record: 1, at: Timestamp::from_secs(5), link: LinkType::RawIp, data: &syn, original_len: 40 };
+///
+/// let replay = Replay::builder(&Config::default()).build().unwrap();
+/// let mut session = replay.session();
+/// let mut batch = FrameBatch::new();
+/// assert!(batch.push(&frame));
+/// let mut alerts = 0;
+/// session.feed_batch(&batch, |event| alerts += u32::from(event.kind_str() == "alert"));
+/// assert_eq!(alerts, 1); // SCAN_TRIGGER 0: the first probe alarms
+/// assert_eq!(session.finish().summary.frames, 1);
+/// ```
+#[derive(Debug, Default)]
+pub struct FrameBatch {
+    bytes: Vec<u8>,
+    /// Record number, time, link type, original length, and the end of its bytes.
+    frames: Vec<(u64, Timestamp, crate::classify::LinkType, u32, usize)>,
+}
+
+impl FrameBatch {
+    /// Frames a batch holds.
+    pub const CAPACITY: usize = 32;
+
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Copies `frame` in; false (and nothing copied) when the batch is full.
+    pub fn push(&mut self, frame: &Frame<'_>) -> bool {
+        if self.frames.len() >= Self::CAPACITY {
+            return false;
+        }
+        self.bytes.extend_from_slice(frame.data);
+        self.frames.push((
+            frame.record,
+            frame.at,
+            frame.link,
+            frame.original_len,
+            self.bytes.len(),
+        ));
+        true
+    }
+
+    /// Empties the batch (its memory is kept).
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.frames.clear();
+    }
+
+    /// The number of frames held.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// True when no frame is held.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The frames, in order.
+    pub fn frames(&self) -> impl Iterator<Item = Frame<'_>> {
+        let mut start = 0;
+        self.frames
+            .iter()
+            .map(move |&(record, at, link, original_len, end)| {
+                let data = &self.bytes[start..end];
+                start = end;
+                Frame {
+                    record,
+                    at,
+                    link,
+                    data,
+                    original_len,
+                }
+            })
+    }
 }
 
 impl std::fmt::Debug for ReplaySession<'_> {
@@ -414,10 +552,73 @@ impl std::fmt::Debug for ReplaySession<'_> {
 }
 
 impl ReplaySession<'_> {
+    /// Reads up to [`FrameBatch::CAPACITY`] frames from `capture` and replays them with
+    /// [`ReplaySession::feed_batch`]; `Ok(false)` once the capture has ended.
+    ///
+    /// # Errors
+    ///
+    /// The capture's error for a cut or corrupt record; the frames before it were replayed.
+    pub fn feed_from<R: Read>(
+        &mut self,
+        capture: &mut CaptureFile<R>,
+        on_event: impl FnMut(&Event),
+    ) -> Result<bool, CaptureError> {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        let mut outcome = Ok(true);
+        while batch.len() < FrameBatch::CAPACITY {
+            match capture.next_frame() {
+                None => {
+                    outcome = Ok(false);
+                    break;
+                }
+                Some(Ok(frame)) => {
+                    batch.push(&frame);
+                }
+                Some(Err(error)) => {
+                    outcome = Err(error);
+                    break;
+                }
+            }
+        }
+        self.feed_batch(&batch, on_event);
+        self.batch = batch;
+        outcome
+    }
+
+    /// Replays the frames of `batch` in order, exactly as [`ReplaySession::feed`] one by one
+    /// would, but faster: the detector's memory for all of them is read first, so that the
+    /// cache misses of a flood of new sources overlap.
+    pub fn feed_batch(&mut self, batch: &FrameBatch, mut on_event: impl FnMut(&Event)) {
+        self.classified.clear();
+        self.classified.extend(
+            batch
+                .frames()
+                .map(|frame| classify(frame.at, frame.link, frame.data)),
+        );
+        let classified = std::mem::take(&mut self.classified);
+        let sources = classified.iter().filter_map(|c| c.ok()).map(|p| p.source);
+        std::hint::black_box(self.detector.tracker().touch(sources, &mut self.hashes));
+        for (frame, result) in batch.frames().zip(&classified) {
+            self.feed_classified(&frame, *result, &mut on_event);
+        }
+        self.classified = classified;
+    }
+
     /// Replays one frame: expires what is due at the frame's time, classifies the frame and,
     /// for a probe, lets the detector decide. `on_event` sees every event (releases first),
     /// whether or not the report keeps it.
     pub fn feed(&mut self, frame: &Frame<'_>, mut on_event: impl FnMut(&Event)) {
+        let result = classify(frame.at, frame.link, frame.data);
+        self.feed_classified(frame, result, &mut on_event);
+    }
+
+    fn feed_classified(
+        &mut self,
+        frame: &Frame<'_>,
+        result: Result<Probe, Skip>,
+        on_event: &mut impl FnMut(&Event),
+    ) {
         let summary = &mut self.report.summary;
         summary.frames += 1;
         summary.first_frame_at.get_or_insert(frame.at);
@@ -427,7 +628,7 @@ impl ReplaySession<'_> {
             Self::record(&mut self.report, self.replay.kept, &event);
             on_event(&event);
         }
-        let probe = match classify(frame.at, frame.link, frame.data) {
+        let probe = match result {
             Ok(probe) => probe,
             Err(reason) => {
                 self.report.summary.skips.record(reason);
@@ -452,10 +653,10 @@ impl ReplaySession<'_> {
             .entry(probe.kind.as_str())
             .or_default() += 1;
         let event = self.detector.observe(&probe);
-        self.tallies
-            .entry(probe.source)
-            .or_default()
-            .add(&probe, &event);
+        let tracker = self.detector.tracker();
+        self.tallies.add(&probe, &event, |pairs| {
+            tracker.pairs_at(probe.source, probe.at, pairs);
+        });
         Self::record(&mut self.report, self.replay.kept, &event);
         on_event(&event);
     }
@@ -479,53 +680,23 @@ impl ReplaySession<'_> {
     /// Ends the replay: the kept events and the summary, with the alerting sources in the
     /// order of their first alert.
     pub fn finish(mut self) -> ReplayReport {
+        self.report.summary.unlisted_alerts = self.tallies.unlisted_alerts;
         let mut sources: Vec<SourceReport> = self
             .tallies
-            .into_iter()
-            .filter(|(_, tally)| !tally.alerts.is_empty())
-            .map(|(source, tally)| tally.into_report(source))
+            .into_alerted()
+            .map(|(source, tally)| SourceReport {
+                source,
+                alerts: tally.alerts,
+                probes: tally.probes,
+                ports_probed: Ports::from_set(&tally.probed),
+                ports_counted: Ports::from_set(&tally.counted),
+                exact: tally.exact,
+            })
             .collect();
         sources.sort_by_key(|s| (s.alerts.first().map(|a| a.probe.at), s.source));
         self.report.summary.sources = sources;
         self.report.summary.detector = self.detector.stats();
         self.report
-    }
-}
-
-/// What one source did during the replay, while it is being counted.
-#[derive(Debug, Default)]
-struct Tally {
-    probes: u64,
-    probed: BTreeSet<(Protocol, u16)>,
-    counted: BTreeSet<(Protocol, u16)>,
-    alerts: Vec<Alert>,
-}
-
-impl Tally {
-    fn add(&mut self, probe: &Probe, event: &Event) {
-        self.probes += 1;
-        let port = (probe.protocol, probe.destination_port);
-        self.probed.insert(port);
-        match event {
-            Event::Alert(alert) => {
-                self.counted.insert(port);
-                self.alerts.push(*alert);
-            }
-            Event::BelowTrigger { .. } | Event::AlreadyAlerted(_) | Event::AlreadyBlocked(_) => {
-                self.counted.insert(port);
-            }
-            _ => {}
-        }
-    }
-
-    fn into_report(self, source: IpAddr) -> SourceReport {
-        SourceReport {
-            source,
-            alerts: self.alerts,
-            probes: self.probes,
-            ports_probed: Ports::from_set(&self.probed),
-            ports_counted: Ports::from_set(&self.counted),
-        }
     }
 }
 
@@ -588,6 +759,12 @@ pub struct SourceReport {
     /// The distinct ports the detector counted for it in the whole capture: monitored ports
     /// (listening ports excluded in the stealth and advanced modes), probe kinds that count.
     pub ports_counted: Ports,
+    /// True when `probes`, `ports_probed` and `ports_counted` cover the whole capture. False
+    /// when the source's record from before its first alert was forgotten (thousands of
+    /// other sources came between its probes) or outgrew its 8 pairs: they then cover its
+    /// probes from its first alert on, plus the pairs the detector counted towards that alert
+    /// (and what the record kept).
+    pub exact: bool,
 }
 
 /// Counts of a whole replay.
@@ -611,8 +788,12 @@ pub struct ReplaySummary {
     pub not_to_host: u64,
     /// Events by kind ([`Event::kind_str`]: `alert`, `below_trigger`, `not_monitored`, ...).
     pub events_by_kind: BTreeMap<&'static str, u64>,
-    /// The sources that raised alerts, in the order of their first alert.
+    /// The sources that raised alerts, in the order of their first alert (at most
+    /// [`ReplayBuilder::max_sources`]).
     pub sources: Vec<SourceReport>,
+    /// Alerts of sources beyond [`ReplayBuilder::max_sources`] (counted in `events_by_kind`
+    /// too, but not listed in `sources`).
+    pub unlisted_alerts: u64,
     /// The detector's own counters at the end.
     pub detector: DetectorStats,
 }

@@ -6,11 +6,20 @@
 //! When a source's count reaches the trigger the tracker reports [`Observation::Crossed`] once
 //! and then keeps the source quiet ([`Observation::Quiet`]) for one window.
 //!
+//! # Two tiers
+//!
+//! A source with a single probe so far is indistinguishable from one spoofed packet, and a
+//! flood of those is cheap to send. So, when the trigger is 2 or more, such a source costs
+//! 8 bytes in a compact **first-probe tier** (a fingerprint of its address hash, the time and
+//! the pair probed); only its second distinct pair gives it a **full slot** (a cache line with
+//! its hits, in an LRU list). With a trigger of 0 or 1 the first probe alarms, so there is no
+//! first-probe tier and every source goes straight to a full slot.
+//!
 //! # Memory
 //!
 //! Everything is allocated once, in [`Tracker::new`], and never grows:
 //!
-//! * an arena of `capacity` source slots of one cache line (64 bytes) each, holding the first
+//! * an arena of `capacity` full slots of one cache line (64 bytes) each, holding the first
 //!   two port hits of the source;
 //! * a compact array of `capacity` list links (8 bytes each), so that LRU updates touch it
 //!   rather than scattered slots;
@@ -18,10 +27,21 @@
 //!   above 2 (at most [`MAX_SCAN_TRIGGER`]);
 //! * an open-addressing index (linear probing, backward-shift deletion, no tombstones) of `u32`
 //!   slot numbers, a power of two at least four times the capacity, so the load factor never
-//!   exceeds 1/4 and probe sequences stay short.
+//!   exceeds 1/4 and probe sequences stay short, with an occupancy bitmap of one bit per index
+//!   position (a lookup whose home position is free ends there);
+//! * with a trigger of 2 or more, the first-probe tier: two tables of 8-byte entries, each
+//!   `⌈4F/3⌉` entries (rounded up to whole 64-byte buckets) for `F = min(16 × capacity, 2^24)`
+//!   first probes per generation ([`FIRST_PROBES_PER_SLOT`], [`MAX_FIRST_PROBES`]).
 //!
-//! [`Tracker::memory_bytes`] reports the total; it is the same before and after any sequence of
-//! calls. Recording a probe allocates nothing.
+//! At the default `MAX_TRACKED_SOURCES` of 65,536: 4 MiB of slots, 0.5 MiB of links, 1 MiB of
+//! index, 0.5 MiB of further hits per trigger step above 2, and 21.3 MiB of first-probe tier
+//! (F = 1,048,576): 28.3 MiB in all at `SCAN_TRIGGER="5"`, at most 32 MiB up to a trigger
+//! of 9; 5.5 MiB with the default trigger of 0 (no tier).
+//!
+//! [`Tracker::memory_bytes`] reports the total (also in [`TrackerStats::memory_bytes`]); it is
+//! the same before and after any sequence of calls. Recording a probe allocates nothing. Once
+//! per F new one-probe sources the older first-probe table is emptied (an 11 MiB write at the
+//! defaults).
 //!
 //! # Hashing
 //!
@@ -31,24 +51,37 @@
 //! counted in [`TrackerStats::untracked_collisions`]. Lookups therefore cost at most
 //! `MAX_PROBE_DISTANCE + 1` comparisons whatever the input.
 //!
+//! The first-probe tier keeps 27 bits of the same hash as a fingerprint and picks the bucket
+//! with 32 other bits. A new source is taken for another one (a **false merge**) only when
+//! both fall in the same bucket neighbourhood and share the fingerprint: about 20 entries are
+//! compared per lookup at the tier's fullest, so about 1.5 × 10^-7 per new source (one in
+//! 6.7 million) under a secret seed. A merged source inherits the other one's first pair: at
+//! worst it counts one pair it did not probe. Times in the tier are kept to `window / 1024`
+//! (at least 1 ms), rounded down.
+//!
 //! # Eviction policy and what it guarantees
 //!
-//! Sources live in one of two LRU lists (a segmented LRU):
+//! Full slots live in one of two LRU lists (a segmented LRU):
 //!
-//! * **probation**: sources with one distinct port inside the window;
+//! * **probation**: sources with one distinct port inside the window that hold a full slot
+//!   (only with a trigger of 1 or less, or sources demoted from protected);
 //! * **protected**: sources with two or more distinct ports inside the window, and sources in
 //!   their quiet period after an alert. The protected list holds at most
 //!   `P = capacity − ⌈capacity / 4⌉` sources; when a promotion overfills it, its least recently
 //!   seen source is moved (demoted) to the front of probation.
 //!
-//! When a new source arrives and all `capacity` slots are used, the victim is, in order:
+//! When a source needs a full slot and all `capacity` slots are used, the victim is, in order:
 //! the least recently seen protected source if its evidence is stale (last probe older than the
 //! window and no quiet period running), otherwise the least recently seen probation source
 //! (probation is never empty then, because protected holds at most `P < capacity`).
 //!
+//! The first-probe tier forgets by generations: a new first probe goes to the current table;
+//! when that has taken F insertions, the older table is emptied and becomes current.
+//!
 //! Guarantees, for a capacity of at least 2:
 //!
-//! 1. The number of tracked sources never exceeds `capacity`, and memory never grows.
+//! 1. The number of sources in full slots never exceeds `capacity`, the first-probe tier
+//!    holds at most `2F` entries, and memory never grows.
 //! 2. A source that has probed two or more distinct ports inside the window (or that is quiet
 //!    after an alert) cannot be evicted by new sources, however many, as long as fewer than
 //!    `7P/8` other sources have entered or been moved to the front of the protected list since
@@ -56,13 +89,17 @@
 //!    1/8 of the list is already ahead of it: that saves the relinking for busy sources and
 //!    is why the bound is `7P/8` rather than `P`.)
 //!    A flood of spoofed sources that each send probes to a single port (any number of packets
-//!    each) never reaches the protected list, so it can never erase such a source's progress.
+//!    each) never gets a full slot, so it can never erase such a source's progress.
 //!    To flush it, an attacker needs about `7P/8` or more distinct sources each probing two
 //!    distinct monitored ports inside the window after the scanner's last probe.
-//! 3. A source with a single probe so far is indistinguishable from one spoofed packet: it
-//!    survives at least `⌈capacity / 4⌉ − 1` newer single-port sources (more while the
-//!    protected list is not full), and after that may be evicted. It then loses that one port of
-//!    progress, no more.
+//! 3. With a trigger of 2 or more, a source with a single probe so far survives at least
+//!    `F` newer one-probe sources (1,048,576 at the default capacity), and is forgotten
+//!    once `2F` of them have come; it then loses that one port of progress, no more. Its
+//!    second distinct pair inside the window gives it a full slot with both pairs (guarantee 2
+//!    from then on). A generation also ends when its table has been current for 512 windows;
+//!    the first probes it then forgets are all older than the window.
+//!    (With a trigger of 1 or less the first probe alarms, and a source then sits in a full
+//!    slot, quiet, under guarantee 2.)
 //! 4. A source whose probes are all older than the window keeps no evidence and may be
 //!    reclaimed first.
 //!
@@ -74,6 +111,10 @@ use std::time::Duration;
 use crate::hash::HashSeed;
 use crate::probe::{Protocol, Timestamp};
 
+mod first_probes;
+
+use first_probes::{FirstProbe, FirstProbes};
+
 /// The largest supported `SCAN_TRIGGER`: per-source state holds up to this many ports.
 pub const MAX_SCAN_TRIGGER: u32 = 64;
 
@@ -82,6 +123,13 @@ pub const MAX_PROBE_DISTANCE: usize = 32;
 
 /// The largest supported capacity (slot numbers are `u32`, and the index is four times as large).
 pub const MAX_CAPACITY: usize = 1 << 28;
+
+/// First probes remembered per generation of the first-probe tier, per full slot: at the
+/// default `MAX_TRACKED_SOURCES` of 65,536, 1,048,576.
+pub const FIRST_PROBES_PER_SLOT: usize = 16;
+
+/// The most first probes remembered per generation, whatever the capacity (2^24).
+pub const MAX_FIRST_PROBES: usize = 1 << 24;
 
 const EMPTY: u32 = u32::MAX;
 const NIL: u32 = u32::MAX;
@@ -160,6 +208,17 @@ pub struct TrackerStats {
     pub untracked_collisions: u64,
     /// Probes that made a source cross the trigger.
     pub crossed: u64,
+    /// Sources whose single probe so far is remembered in the first-probe tier now.
+    pub first_probe_sources: usize,
+    /// Newer one-probe sources a first probe survives at least (`F`; 0: no tier, because a
+    /// trigger of 0 or 1 alarms on the first probe).
+    pub first_probe_capacity: usize,
+    /// Generations of the first-probe tier ended so far (each forgets the oldest first probes).
+    pub first_probe_generations: u64,
+    /// First probes not remembered because their bucket neighbourhood was full.
+    pub first_probe_overflows: u64,
+    /// Heap bytes the tracker holds (fixed at construction).
+    pub memory_bytes: usize,
 }
 
 /// A snapshot of one tracked source, for inspection and tests.
@@ -281,9 +340,15 @@ pub struct Tracker {
     spill: usize,
     hits: Vec<u64>,
     index: Vec<u32>,
+    /// One bit per index position: set when the position holds a slot number. A lookup whose
+    /// home position is free ends here, in a bitmap 32 times smaller than the index, which
+    /// stays in the processor's cache (a flood of new sources then costs no index access).
+    occupied: Vec<u64>,
     mask: usize,
     lists: [List; 2],
     free_head: u32,
+    /// Sources with a single probe so far (only when the trigger is 2 or more).
+    first: FirstProbes,
     stats: TrackerStats,
 }
 
@@ -317,6 +382,13 @@ impl Tracker {
             })
             .collect();
         let spill = ports_per_source.saturating_sub(INLINE_HITS);
+        let first_per_generation = if trigger >= 2 {
+            capacity
+                .saturating_mul(FIRST_PROBES_PER_SLOT)
+                .min(MAX_FIRST_PROBES)
+        } else {
+            0
+        };
         Ok(Self {
             seed,
             window,
@@ -330,9 +402,11 @@ impl Tracker {
             spill,
             hits: vec![0; capacity * spill],
             index: vec![EMPTY; index_len],
+            occupied: vec![0; index_len.div_ceil(64)],
             mask: index_len - 1,
             lists: [List::EMPTY; 2],
             free_head: 0,
+            first: FirstProbes::new(first_per_generation, window_ms),
             stats: TrackerStats {
                 capacity,
                 ..TrackerStats::default()
@@ -379,23 +453,83 @@ impl Tracker {
         let hash = self.seed.hash_addr(addr);
         let key = hit_key(protocol, port);
         let now_ms = millis(at);
-        match self.find(addr, hash) {
-            Some((_, s)) => self.record_known(s as usize, key, at, now_ms),
-            None => self.record_new(addr, hash, key, at, now_ms),
+        if let Some((_, s)) = self.find(addr, hash) {
+            return self.record_known(s as usize, key, at, now_ms);
+        }
+        if self.first.per_generation() == 0 {
+            return self
+                .record_new(addr, hash, None, key, at, now_ms)
+                .unwrap_or_else(|| self.untracked(1));
+        }
+        match self.first.find(hash, now_ms) {
+            FirstProbe::Seen {
+                key: first, place, ..
+            } if first == key => {
+                // A retransmission of the first probe: refresh its time.
+                self.first.insert(hash, key, now_ms, Some(place));
+                Observation::Below { distinct_ports: 1 }
+            }
+            FirstProbe::Seen {
+                key: first,
+                at_ms,
+                place,
+            } => {
+                // The second distinct pair: the source moves into a full slot.
+                let first_hit = (at_ms.min(MAX_HIT_MILLIS) << HIT_KEY_BITS) | first;
+                match self.record_new(addr, hash, Some(first_hit), key, at, now_ms) {
+                    Some(observation) => {
+                        self.first.remove(place);
+                        observation
+                    }
+                    None => self.untracked(2),
+                }
+            }
+            FirstProbe::Expired(place) => {
+                self.first.insert(hash, key, now_ms, Some(place));
+                Observation::Below { distinct_ports: 1 }
+            }
+            FirstProbe::Absent => {
+                self.first.insert(hash, key, now_ms, None);
+                Observation::Below { distinct_ports: 1 }
+            }
         }
     }
 
-    /// Forgets `source` (for example when its block is released); true if it was tracked.
+    /// Reads the memory that recording probes from `sources` will touch first (the
+    /// occupancy bit of each home position and the first-probe bucket), so that a caller
+    /// holding a batch of probes can have those cache misses overlap instead of paying them
+    /// one after the other; `hashes` is scratch space. Changes nothing; the returned value
+    /// only keeps the reads from being optimised away (pass it to
+    /// [`std::hint::black_box`]).
+    pub fn touch(&self, sources: impl IntoIterator<Item = IpAddr>, hashes: &mut Vec<u64>) -> u64 {
+        hashes.clear();
+        hashes.extend(
+            sources
+                .into_iter()
+                .map(|source| self.seed.hash_addr(source.to_canonical())),
+        );
+        // A tight loop of independent loads: the processor keeps them all in flight.
+        let mut seen = 0;
+        for &hash in hashes.iter() {
+            let pos = hash as usize & self.mask;
+            seen ^= self.occupied[pos / 64] ^ self.first.touch(hash);
+        }
+        seen
+    }
+
+    /// Forgets `source` (for example when its block is released); true if it was tracked
+    /// (in a full slot or in the first-probe tier).
     pub fn forget(&mut self, source: IpAddr) -> bool {
         let addr = source.to_canonical();
         let hash = self.seed.hash_addr(addr);
+        let first = self.first.forget(hash);
         match self.find(addr, hash) {
             Some((pos, s)) => {
                 self.remove(pos, s as usize);
                 self.stats.removed += 1;
                 true
             }
-            None => false,
+            None => first,
         }
     }
 
@@ -438,7 +572,27 @@ impl Tracker {
         dropped
     }
 
-    /// The state of `source`, if tracked.
+    /// The state of `source`, if tracked in a full slot, or if its single probe inside the
+    /// window ending at `now` is remembered by the first-probe tier.
+    pub fn get_at(&self, source: IpAddr, now: Timestamp) -> Option<SourceState> {
+        let addr = source.to_canonical();
+        let hash = self.seed.hash_addr(addr);
+        if self.find(addr, hash).is_some() {
+            return self.get(source);
+        }
+        match self.first.find(hash, millis(now)) {
+            FirstProbe::Seen { at_ms, .. } => Some(SourceState {
+                stored_ports: 1,
+                last_seen: Timestamp::from_micros(at_ms.saturating_mul(1000)),
+                quiet_until: None,
+                protected: false,
+            }),
+            FirstProbe::Expired(_) | FirstProbe::Absent => None,
+        }
+    }
+
+    /// The state of `source`, if tracked in a full slot (a source with a single probe so far
+    /// sits in the first-probe tier when the trigger is 2 or more: see [`Tracker::get_at`]).
     pub fn get(&self, source: IpAddr) -> Option<SourceState> {
         let addr = source.to_canonical();
         let (_, s) = self.find(addr, self.seed.hash_addr(addr))?;
@@ -451,7 +605,34 @@ impl Tracker {
         })
     }
 
-    /// The number of sources tracked now.
+    /// The (protocol, port) pairs stored for `source` in its full slot and still inside the
+    /// window at `now`, appended to `out` in storage order (nothing when the source has no
+    /// full slot). For reports, off the hot path.
+    pub fn pairs_at(&self, source: IpAddr, now: Timestamp, out: &mut Vec<(Protocol, u16)>) {
+        let addr = source.to_canonical();
+        let Some((_, s)) = self.find(addr, self.seed.hash_addr(addr)) else {
+            return;
+        };
+        let s = s as usize;
+        let count = usize::from(self.slots[s].hit_count);
+        let inline = &self.slots[s].inline_hits[..count.min(INLINE_HITS)];
+        let spilled =
+            &self.hits[s * self.spill..s * self.spill + count.saturating_sub(INLINE_HITS)];
+        let now_ms = millis(now);
+        for &hit in inline.iter().chain(spilled) {
+            if now_ms.saturating_sub(hit >> HIT_KEY_BITS) < self.window_ms {
+                let protocol = if hit & (1 << 16) == 0 {
+                    Protocol::Tcp
+                } else {
+                    Protocol::Udp
+                };
+                out.push((protocol, hit as u16));
+            }
+        }
+    }
+
+    /// The number of sources in full slots now (at most the capacity; sources whose single
+    /// probe sits in the first-probe tier are counted in [`TrackerStats::first_probe_sources`]).
     pub fn len(&self) -> usize {
         self.lists[PROBATION].len + self.lists[PROTECTED].len
     }
@@ -483,19 +664,27 @@ impl Tracker {
 
     /// Counters and sizes.
     pub fn stats(&self) -> TrackerStats {
+        let first = self.first.counts();
         TrackerStats {
             tracked: self.len(),
             protected: self.lists[PROTECTED].len,
+            first_probe_sources: first.live,
+            first_probe_capacity: self.first.per_generation(),
+            first_probe_generations: first.generations,
+            first_probe_overflows: first.overflows,
+            memory_bytes: self.memory_bytes(),
             ..self.stats
         }
     }
 
-    /// Bytes of heap memory held (fixed at construction).
+    /// Bytes of heap memory held (fixed at construction), the first-probe tier included.
     pub fn memory_bytes(&self) -> usize {
         self.slots.capacity() * size_of::<Slot>()
             + self.links.capacity() * size_of::<Link>()
             + self.hits.capacity() * size_of::<u64>()
             + self.index.capacity() * size_of::<u32>()
+            + self.occupied.capacity() * size_of::<u64>()
+            + self.first.memory_bytes()
     }
 
     fn record_known(&mut self, s: usize, key: u64, at: Timestamp, now_ms: u64) -> Observation {
@@ -511,24 +700,23 @@ impl Tracker {
         self.conclude(s, distinct, at)
     }
 
+    /// Gives `addr` a full slot holding `first_hit` (a packed hit, if the first-probe tier
+    /// had one) and records `key`; `None` when its index neighbourhood is full.
     fn record_new(
         &mut self,
         addr: IpAddr,
         hash: u64,
+        first_hit: Option<u64>,
         key: u64,
         at: Timestamp,
         now_ms: u64,
-    ) -> Observation {
-        if self.free_position(hash).is_none() {
-            return self.untracked();
-        }
+    ) -> Option<Observation> {
+        self.free_position(hash)?;
         if self.free_head == NIL {
             self.evict(at);
         }
         // Eviction may have shifted index entries: look for the first free position again.
-        let Some(pos) = self.free_position(hash) else {
-            return self.untracked();
-        };
+        let pos = self.free_position(hash)?;
         let s = self.free_head as usize;
         self.free_head = self.links[s].next;
         self.slots[s] = Slot {
@@ -537,25 +725,29 @@ impl Tracker {
             stamp: 0,
             last_seen: at,
             quiet_until: Timestamp::ZERO,
-            inline_hits: [0; INLINE_HITS],
-            hit_count: 0,
+            inline_hits: inline_with(first_hit),
+            hit_count: u8::from(first_hit.is_some()),
             list: FREE,
         };
-        self.index[pos] = s as u32;
+        self.set_position(pos, s as u32);
         self.stats.inserted += 1;
         let distinct = self.add_hit(s, key, now_ms);
-        self.conclude(s, distinct, at)
+        Some(self.conclude(s, distinct, at))
     }
 
-    /// The observation for a probe whose source cannot be tracked (its index neighbourhood
-    /// is full): one port so far, which crosses a trigger of 1.
-    fn untracked(&mut self) -> Observation {
+    /// The observation for a probe whose source cannot get a full slot (its index
+    /// neighbourhood is full) with `distinct` pairs so far.
+    fn untracked(&mut self, distinct: u32) -> Observation {
         self.stats.untracked_collisions += 1;
-        if self.trigger <= 1 {
+        if distinct >= self.trigger {
             self.stats.crossed += 1;
-            Observation::Crossed { distinct_ports: 1 }
+            Observation::Crossed {
+                distinct_ports: distinct,
+            }
         } else {
-            Observation::Below { distinct_ports: 1 }
+            Observation::Below {
+                distinct_ports: distinct,
+            }
         }
     }
 
@@ -736,6 +928,9 @@ impl Tracker {
 
     fn find(&self, addr: IpAddr, hash: u64) -> Option<(usize, u32)> {
         let mut pos = hash as usize & self.mask;
+        if self.occupied[pos / 64] & (1 << (pos % 64)) == 0 {
+            return None;
+        }
         for _ in 0..=MAX_PROBE_DISTANCE {
             let s = self.index[pos];
             if s == EMPTY {
@@ -761,10 +956,22 @@ impl Tracker {
         None
     }
 
+    /// Puts `s` (a slot number or `EMPTY`) at index position `pos`, keeping the occupancy
+    /// bitmap in step.
+    fn set_position(&mut self, pos: usize, s: u32) {
+        self.index[pos] = s;
+        let bit = 1u64 << (pos % 64);
+        if s == EMPTY {
+            self.occupied[pos / 64] &= !bit;
+        } else {
+            self.occupied[pos / 64] |= bit;
+        }
+    }
+
     /// Empties index position `hole` and shifts later entries of its run back (no tombstones).
     /// Entries only move closer to their home, so the distance bound keeps holding.
     fn remove_position(&mut self, mut hole: usize) {
-        self.index[hole] = EMPTY;
+        self.set_position(hole, EMPTY);
         let mut pos = hole;
         loop {
             pos = (pos + 1) & self.mask;
@@ -774,12 +981,21 @@ impl Tracker {
             }
             let home = self.slots[s as usize].hash as usize & self.mask;
             if pos.wrapping_sub(home) & self.mask >= pos.wrapping_sub(hole) & self.mask {
-                self.index[hole] = s;
-                self.index[pos] = EMPTY;
+                self.set_position(hole, s);
+                self.set_position(pos, EMPTY);
                 hole = pos;
             }
         }
     }
+}
+
+/// The inline hits of a new slot: `first` (if any) first.
+fn inline_with(first: Option<u64>) -> [u64; INLINE_HITS] {
+    let mut hits = [0; INLINE_HITS];
+    if let Some(hit) = first {
+        hits[0] = hit;
+    }
+    hits
 }
 
 fn hit_key(protocol: Protocol, port: u16) -> u64 {

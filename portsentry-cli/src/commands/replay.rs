@@ -195,22 +195,22 @@ pub(crate) fn run(args: &Args, origin: Origin) -> anyhow::Result<ExitCode> {
     let probe_events = ProbeEventLimit::new(config.probe_events_per_second);
     let mut write_error = None;
     let mut read_error: Option<CaptureError> = None;
-    while let Some(frame) = capture.next_frame() {
-        match frame {
-            Ok(frame) => session.feed(&frame, |event| {
-                if write_error.is_none()
-                    && let Err(e) = write_event(&mut out, style, event, &probe_events)
-                {
-                    write_error = Some(e);
-                }
-            }),
+    // Frames go to the detector in batches (see `ReplaySession::feed_batch`).
+    loop {
+        let more = session.feed_from(&mut capture, |event| {
+            if write_error.is_none()
+                && let Err(e) = write_event(&mut out, style, event, &probe_events)
+            {
+                write_error = Some(e);
+            }
+        });
+        match more {
+            Ok(true) if write_error.is_none() => {}
+            Ok(_) => break,
             Err(error) => {
                 read_error = Some(error);
                 break;
             }
-        }
-        if write_error.is_some() {
-            break;
         }
     }
     if let Some(error) = write_error {
@@ -410,6 +410,13 @@ fn summary_text(
     for source in &s.sources {
         let _ = writeln!(t, "{}", source_line(source));
     }
+    if s.unlisted_alerts > 0 {
+        let _ = writeln!(
+            t,
+            "    (and {} alert(s) of further sources, not listed)",
+            s.unlisted_alerts
+        );
+    }
     t
 }
 
@@ -434,6 +441,9 @@ fn source_line(source: &SourceReport) -> String {
         }
     }
     let _ = write!(line, ", {} counted", source.ports_counted.len());
+    if !source.exact {
+        line.push_str(" (from its first alert on: a flood came between its earlier probes)");
+    }
     line
 }
 
@@ -470,6 +480,7 @@ fn summary_json(
                 "probes": source.probes,
                 "ports_probed": {"tcp": source.ports_probed.tcp, "udp": source.ports_probed.udp},
                 "ports_counted": {"tcp": source.ports_counted.tcp, "udp": source.ports_counted.udp},
+                "exact": source.exact,
             })
         })
         .collect();
@@ -494,7 +505,17 @@ fn summary_json(
         "not_to_host": s.not_to_host,
         "events_by_kind": s.events_by_kind,
         "alerts": s.alerts(),
+        "unlisted_alerts": s.unlisted_alerts,
         "sources": sources,
+        "peak_memory_kib": peak_memory_kib(),
     });
     format!("{value}\n")
+}
+
+/// The process's peak resident memory so far in KiB (`VmHWM` of `/proc/self/status`), if the
+/// kernel says.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

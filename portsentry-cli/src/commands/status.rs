@@ -161,6 +161,31 @@ fn render(s: &Value, running: bool, now: u64) -> String {
         );
     }
     let _ = writeln!(out, "  sources tracked now: {}", n(&c["tracked_sources"]));
+    let t = &c["tracker"];
+    if t.is_object() {
+        let _ = writeln!(
+            out,
+            "  tracker: {} of {} full slots, {} one-probe sources (each kept through {} newer), {} MiB",
+            n(&t["full_slots"]),
+            n(&t["capacity"]),
+            n(&t["first_probe_sources"]),
+            n(&t["first_probe_capacity"]),
+            n(&t["memory_bytes"]).div_ceil(1 << 20)
+        );
+    }
+    let f = &c["floods"];
+    if f.is_object() {
+        let _ = writeln!(
+            out,
+            "  repeats of known sources: {} ({} noticed, {} counted, {} summarised in {} summaries); log-only alerts suppressed: {}",
+            n(&f["repeats"]),
+            n(&f["notified"]),
+            n(&f["counted"]),
+            n(&f["summarised"]),
+            n(&f["summaries"]),
+            n(&f["suppressed_alerts"])
+        );
+    }
     if c["capture"].is_object() {
         let _ = writeln!(
             out,

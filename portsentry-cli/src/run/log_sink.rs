@@ -5,6 +5,12 @@
 //! lines (start, ports watched, reload, errors: [`Logger::admin`]). In the classic and v2
 //! formats admin lines read `adminalert: ...` as in PortSentry; in JSON they are objects with
 //! `"event":"admin"`.
+//!
+//! Batched: on standard output and standard error the responders' lines gather in a buffer
+//! that is written with one call when an administrator's line comes, when it holds
+//! [`BATCH_BYTES`], and when the run loop calls [`Logger::flush`] (after every turn, at most
+//! 200 ms apart), so a burst of alerts costs one write, not one per line. Syslog takes one
+//! datagram per line, as it must.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -51,16 +57,47 @@ impl LogFormat {
     }
 }
 
+/// Responder lines buffered at most before they are written.
+pub(crate) const BATCH_BYTES: usize = 64 * 1024;
+
 enum Out {
     Stdout,
     Stderr,
     Syslog(Syslog),
 }
 
+/// The destination and the lines not written yet.
+struct Sink {
+    out: Out,
+    pending: Vec<u8>,
+}
+
+impl Sink {
+    /// Writes the pending lines with one call.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        // Lines that cannot be written have nowhere else to go: they are dropped.
+        let _ = match self.out {
+            Out::Stdout => io::stdout().lock().write_all(&self.pending),
+            Out::Stderr => io::stderr().lock().write_all(&self.pending),
+            Out::Syslog(_) => Ok(()),
+        };
+        self.pending.clear();
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 /// The shared sink; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Logger {
-    out: Arc<Mutex<Out>>,
+    out: Arc<Mutex<Sink>>,
     format: LogFormat,
 }
 
@@ -90,25 +127,37 @@ impl Logger {
             },
         };
         let logger = Self {
-            out: Arc::new(Mutex::new(out)),
+            out: Arc::new(Mutex::new(Sink {
+                out,
+                pending: Vec::new(),
+            })),
             format,
         };
         (logger, problem)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Out> {
+    fn lock(&self) -> MutexGuard<'_, Sink> {
         self.out.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes one line as it is.
+    /// Queues one line as it is (sent at once to syslog).
     fn line(&self, level: u8, text: &str) {
-        let mut out = self.lock();
-        // A log line that cannot be written has nowhere else to go: it is dropped.
-        let _ = match &mut *out {
-            Out::Stdout => writeln!(io::stdout().lock(), "{text}"),
-            Out::Stderr => writeln!(io::stderr().lock(), "{text}"),
-            Out::Syslog(s) => s.send(level, text),
-        };
+        let mut sink = self.lock();
+        if let Out::Syslog(s) = &mut sink.out {
+            // A log line that cannot be written has nowhere else to go: it is dropped.
+            let _ = s.send(level, text);
+            return;
+        }
+        sink.pending.extend_from_slice(text.as_bytes());
+        sink.pending.push(b'\n');
+        if sink.pending.len() >= BATCH_BYTES {
+            sink.flush();
+        }
+    }
+
+    /// Writes the queued lines now.
+    pub(crate) fn flush(&self) {
+        self.lock().flush();
     }
 
     /// Writes an administrator's line (`adminalert: ...`, or a JSON `admin` event).
@@ -134,6 +183,7 @@ impl Logger {
             },
         };
         self.line(level, &line);
+        self.flush();
     }
 
     /// A log responder writing to this sink in this format.
@@ -180,6 +230,39 @@ impl Write for LineWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn responder_lines_wait_for_a_flush_and_admin_lines_flush_them_in_order() {
+        let (logger, problem) = Logger::open(LogTarget::Stderr, LogFormat::Classic);
+        assert!(problem.is_none());
+        let mut writer = LineWriter {
+            logger: logger.clone(),
+            pending: Vec::new(),
+        };
+        writer
+            .write_all(b"attackalert: one\nattackalert: two\n")
+            .unwrap();
+        assert_eq!(
+            logger.lock().pending,
+            b"attackalert: one\nattackalert: two\n"
+        );
+        logger.admin(Severity::Info, "three");
+        assert!(
+            logger.lock().pending.is_empty(),
+            "written with the admin line"
+        );
+        let big = "x".repeat(BATCH_BYTES / 2);
+        writeln!(writer, "{big}").unwrap();
+        assert!(!logger.lock().pending.is_empty());
+        writeln!(writer, "{big}").unwrap();
+        assert!(
+            logger.lock().pending.is_empty(),
+            "a full batch is written at once"
+        );
+        writeln!(writer, "four").unwrap();
+        logger.flush();
+        assert!(logger.lock().pending.is_empty());
+    }
 
     #[test]
     fn json_time_stamps_are_rfc3339_utc_with_microseconds() {

@@ -264,6 +264,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
             break;
         }
         log_messages(&logger, engine.take_messages());
+        logger.flush();
         if Instant::now() >= next_status {
             let status = trusted_status(&mut engine, trusted);
             if let Err(e) = exporter.publish(&status, state_files::unix_now()) {
@@ -291,6 +292,7 @@ pub(crate) fn run(args: &RunArgs, origin: Origin) -> anyhow::Result<ExitCode> {
     let (mut status, messages) = engine.shutdown();
     status.commands_enabled &= trusted;
     log_messages(&logger, messages);
+    logger.flush();
     if let Err(e) = exporter.publish(&status, state_files::unix_now()) {
         logger.admin(Severity::Error, &format!("{e:#}"));
     }

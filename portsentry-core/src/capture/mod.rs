@@ -40,7 +40,8 @@ use socket2::{Domain, Protocol, SockFilter, Socket, Type};
 use crate::Timestamp;
 
 pub(crate) use sys::{
-    Datagram, enable_packet_info, interface_addresses, kill_with_parent, poll, recv_datagram,
+    DATAGRAM_BATCH, Datagram, DatagramBatch, enable_packet_info, force_receive_buffer,
+    interface_addresses, kill_with_parent, poll,
 };
 
 /// `PACKET_HOST`: the frame was addressed to this host.

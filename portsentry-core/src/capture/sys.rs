@@ -231,29 +231,9 @@ impl RecvRing {
             header.msg_control = self.control[i].as_mut_ptr().cast();
             header.msg_controllen = CONTROL_WORDS * size_of::<u64>();
         }
-        // SAFETY: every header points at buffers owned by `self` (slots, addresses, control
-        // areas) or at `iovecs` on this stack frame, all live and exclusively borrowed for
-        // the call, with the lengths given; recvmmsg(2) writes within those lengths and into
-        // `headers`. MSG_DONTWAIT makes it return at once; the timeout pointer is null.
-        let rc = unsafe {
-            libc::recvmmsg(
-                socket.as_fd().as_raw_fd(),
-                headers.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        let count = match usize::try_from(rc) {
-            Ok(n) => n.min(BATCH),
-            Err(_) => {
-                let error = io::Error::last_os_error();
-                return match error.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
-                    _ => Err(error),
-                };
-            }
-        };
+        // Every header points at buffers owned by `self` (slots, addresses, control areas)
+        // or at `iovecs` on this stack frame, all live and exclusively borrowed for the call.
+        let count = receive_many(socket, &mut headers)?;
         let received = headers.iter().zip(self.addresses.iter());
         for ((header, address), meta) in received.zip(self.meta.iter_mut()).take(count) {
             *meta = FrameMeta {
@@ -265,6 +245,37 @@ impl RecvRing {
             };
         }
         Ok(count)
+    }
+}
+
+/// One non-blocking `recvmmsg(2)` into `headers`; returns how many messages it took (0 when
+/// none is queued or a signal came).
+///
+/// Every header must point at live buffers, exclusively borrowed for the call, with their
+/// true lengths (the callers build them from their own buffers just before).
+fn receive_many(socket: &impl AsFd, headers: &mut [libc::mmsghdr]) -> io::Result<usize> {
+    let capacity = libc::c_uint::try_from(headers.len()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: per the contract above, each header points at live, exclusively borrowed
+    // buffers with their true lengths; recvmmsg(2) writes within those lengths and into at
+    // most `capacity` headers. MSG_DONTWAIT makes it return at once; the timeout is null.
+    let rc = unsafe {
+        libc::recvmmsg(
+            socket.as_fd().as_raw_fd(),
+            headers.as_mut_ptr(),
+            capacity,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    match usize::try_from(rc) {
+        Ok(n) => Ok(n.min(headers.len())),
+        Err(_) => {
+            let error = io::Error::last_os_error();
+            match error.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(error),
+            }
+        }
     }
 }
 
@@ -399,7 +410,7 @@ pub(crate) fn drop_effective_capability(capability: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// One datagram taken by [`recv_datagram`].
+/// One datagram taken by [`DatagramBatch::receive`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Datagram {
     /// The sender, when the kernel gave an IPv4 or IPv6 address.
@@ -419,41 +430,84 @@ pub(crate) fn enable_packet_info(socket: &impl AsFd, ipv6: bool) -> io::Result<(
     Ok(())
 }
 
-/// Takes one queued datagram without blocking (`WouldBlock` when none is queued); its
-/// payload goes to `buffer` (cut at its length) and is not looked at.
-pub(crate) fn recv_datagram(socket: &impl AsFd, buffer: &mut [u8]) -> io::Result<Datagram> {
-    // SAFETY: sockaddr_storage, iovec and msghdr are plain C structs; all-zero is valid.
-    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
-    let mut control = [0u64; 16];
-    let mut iovec = libc::iovec {
-        iov_base: buffer.as_mut_ptr().cast(),
-        iov_len: buffer.len(),
-    };
-    // SAFETY: as above.
-    let mut header: libc::msghdr = unsafe { zeroed() };
-    header.msg_name = std::ptr::from_mut(&mut name).cast();
-    header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    header.msg_iov = &raw mut iovec;
-    header.msg_iovlen = 1;
-    header.msg_control = control.as_mut_ptr().cast();
-    header.msg_controllen = size_of_val(&control);
-    // SAFETY: the header points at `name`, `iovec` (and through it `buffer`) and `control`,
-    // all live and exclusively borrowed for the call, with their true lengths; recvmsg(2)
-    // writes within them.
-    let rc = unsafe {
-        libc::recvmsg(
-            socket.as_fd().as_raw_fd(),
-            &raw mut header,
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
+/// Sets a socket's receive buffer to `bytes` past `net.core.rmem_max` (`SO_RCVBUFFORCE`,
+/// needs `CAP_NET_ADMIN`).
+pub(crate) fn force_receive_buffer(socket: &impl AsFd, bytes: usize) -> io::Result<()> {
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    set_int_option(socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes)
+}
+
+/// Datagrams one [`DatagramBatch::receive`] takes at most.
+pub(crate) const DATAGRAM_BATCH: usize = 32;
+/// Payload bytes kept per datagram (the payload is not looked at; longer ones are cut).
+const DATAGRAM_SLOT: usize = 64;
+
+/// Reusable buffers for `recvmmsg(2)` on a UDP socket: address, control area and a short
+/// payload slot per datagram. Plain data only (the `mmsghdr` array is built per call).
+pub(crate) struct DatagramBatch {
+    names: Box<[libc::sockaddr_storage]>,
+    control: Box<[[u64; 16]]>,
+    data: Box<[[u8; DATAGRAM_SLOT]]>,
+    /// What the last receive took, in order.
+    pub(crate) received: Vec<Datagram>,
+}
+
+impl std::fmt::Debug for DatagramBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatagramBatch")
+            .field("received", &self.received.len())
+            .finish_non_exhaustive()
     }
-    Ok(Datagram {
-        source: socket_address(&name),
-        destination: packet_info_destination(&header),
-    })
+}
+
+impl DatagramBatch {
+    pub(crate) fn new() -> Self {
+        // SAFETY: sockaddr_storage is a plain C struct; all-zero is a valid value.
+        let name: libc::sockaddr_storage = unsafe { zeroed() };
+        Self {
+            names: vec![name; DATAGRAM_BATCH].into_boxed_slice(),
+            control: vec![[0u64; 16]; DATAGRAM_BATCH].into_boxed_slice(),
+            data: vec![[0u8; DATAGRAM_SLOT]; DATAGRAM_BATCH].into_boxed_slice(),
+            received: Vec::with_capacity(DATAGRAM_BATCH),
+        }
+    }
+
+    /// Takes up to [`DATAGRAM_BATCH`] queued datagrams with one `recvmmsg(2)` call, without
+    /// blocking, into [`DatagramBatch::received`]; returns how many (0 when none is queued).
+    ///
+    /// # Errors
+    ///
+    /// The error of `recvmmsg(2)` other than `EAGAIN`/`EINTR` (e.g. an ICMP-reported
+    /// `ECONNREFUSED`, which concerns one earlier datagram).
+    pub(crate) fn receive(&mut self, socket: &impl AsFd) -> io::Result<usize> {
+        self.received.clear();
+        // SAFETY: iovec and mmsghdr are plain C structs; all-zero is a valid value (null
+        // pointers, zero lengths), and every field used is set below.
+        let mut iovecs: [libc::iovec; DATAGRAM_BATCH] = unsafe { zeroed() };
+        // SAFETY: as above.
+        let mut headers: [libc::mmsghdr; DATAGRAM_BATCH] = unsafe { zeroed() };
+        for i in 0..DATAGRAM_BATCH {
+            iovecs[i].iov_base = self.data[i].as_mut_ptr().cast();
+            iovecs[i].iov_len = DATAGRAM_SLOT;
+            let header = &mut headers[i].msg_hdr;
+            header.msg_name = std::ptr::from_mut(&mut self.names[i]).cast();
+            header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            header.msg_iov = &raw mut iovecs[i];
+            header.msg_iovlen = 1;
+            header.msg_control = self.control[i].as_mut_ptr().cast();
+            header.msg_controllen = size_of::<[u64; 16]>();
+        }
+        // Every header points at buffers owned by `self` (names, control areas, payload
+        // slots) or at `iovecs` on this stack frame, all live and exclusively borrowed.
+        let count = receive_many(socket, &mut headers)?;
+        for (header, name) in headers.iter().zip(self.names.iter()).take(count) {
+            self.received.push(Datagram {
+                source: socket_address(name),
+                destination: packet_info_destination(&header.msg_hdr),
+            });
+        }
+        Ok(count)
+    }
 }
 
 /// A `sockaddr_storage` filled by the kernel, as a std socket address (IPv4 or IPv6 only).

@@ -571,14 +571,15 @@ fn million_spoofed_sources_do_not_hide_a_real_scanner() {
     let mut d = detector(&c, &[Mode::StealthTcp]);
     let memory = d.tracker_memory_bytes();
     let scanner = Ipv4Addr::new(203, 0, 113, 66);
-    // The scanner's 5 distinct ports: two close together at the start of the flood (a single
-    // probe cannot be told from a spoofed one), the rest spread through it.
+    // The scanner's 5 distinct ports spread evenly through the flood, 200,000 spoofed sources
+    // apart: its first probe has to outlive 200,000 newer one-probe sources (the first-probe
+    // tier keeps it through at least 1,048,576).
     let scanner_at: [(u32, u16); 5] = [
-        (100_000, 22),
-        (101_000, 23),
+        (0, 22),
+        (200_000, 23),
         (400_000, 80),
-        (700_000, 443),
-        (999_999, 8),
+        (600_000, 443),
+        (800_000, 8),
     ];
     let mut next = 0;
     let mut scanner_events = Vec::new();
@@ -629,7 +630,11 @@ fn million_spoofed_sources_do_not_hide_a_real_scanner() {
     assert_eq!(a.distinct_ports, 5);
     let stats = d.stats();
     assert_eq!(stats.alerts, 1);
-    assert!(stats.tracker.evicted_probation >= u64::from(FLOOD) - 65_536);
+    // The flood never took a full slot: it cost one first-probe entry per source.
+    assert_eq!(stats.tracker.tracked, 1);
+    assert_eq!(stats.tracker.evicted_probation, 0);
+    assert_eq!(stats.tracker.first_probe_overflows, 0);
+    assert!(stats.tracker.memory_bytes <= 32 << 20);
     assert_eq!(stats.tracker.untracked_collisions, 0);
 }
 

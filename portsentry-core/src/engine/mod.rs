@@ -80,6 +80,7 @@ use crate::config::Config;
 use crate::connect::{ConnectError, Contact};
 use crate::detector::{Detector, DetectorError, DetectorStats};
 use crate::event::{Event, Release};
+use crate::flood::{FloodCounts, FloodSummary, Verdict};
 use crate::ignore::IgnoreList;
 use crate::listening::{ListeningError, ListeningPorts};
 use crate::mode::Mode;
@@ -257,6 +258,8 @@ pub struct EngineStatus {
     pub accept_failures: u64,
     /// False when `KILL_*` commands are refused because of a permission finding.
     pub commands_enabled: bool,
+    /// Repeats of known sources: counted, noticed, summarised (see [`crate::flood`]).
+    pub floods: FloodCounts,
 }
 
 /// The live detector; see the [module docs](self).
@@ -312,6 +315,8 @@ pub struct Engine {
     consecutive_capture_errors: u32,
     last_refresh: Instant,
     messages: Vec<Message>,
+    /// Repeats of known sources cost a counter here; summaries become messages.
+    floods: FloodSummary,
 }
 
 impl std::fmt::Debug for Engine {
@@ -372,6 +377,7 @@ impl Engine {
             consecutive_capture_errors: 0,
             last_refresh: Instant::now(),
             messages,
+            floods: FloodSummary::new(),
         };
         let (fanout, commands_enabled) = engine.build_responders(&engine.settings.clone())?;
         engine.commands_enabled = commands_enabled;
@@ -406,6 +412,9 @@ impl Engine {
         }
         self.take_reports();
         self.release_due(self.clock.now());
+        if let Some(summary) = self.floods.due(self.clock.now()) {
+            self.messages.push(info(summary.to_string()));
+        }
         if self.last_refresh.elapsed() >= self.options.refresh_interval {
             self.refresh();
         }
@@ -425,6 +434,7 @@ impl Engine {
             sources,
             detector,
             skips,
+            floods,
             events,
             clock,
             ..
@@ -453,7 +463,9 @@ impl Engine {
             match classify(at, LinkType::CookedL3, frame.data) {
                 Ok(probe) => {
                     let event = detector.observe(&probe);
-                    if wants_response(&event, probe_events) {
+                    // Repeats of known sources and mass log-only alerts cost a counter.
+                    let verdict = floods.absorb_event(&event);
+                    if wants_response(&event, probe_events) && verdict != Some(Verdict::Counted) {
                         events.push(event);
                     }
                 }
@@ -472,14 +484,18 @@ impl Engine {
         let Some(listener) = self.sources.connect.as_mut() else {
             return Ok(());
         };
-        listener.wait(wait, &mut self.contacts)?;
+        let taken = listener.wait(wait, &mut self.contacts)?;
+        // As for the capture: after a few contacts, let more gather for a millisecond, so
+        // that a datagram flood is read in batches rather than one wake-up per datagram.
+        let coalesce = !wait.is_zero() && (1..FULL_BATCH).contains(&taken);
         for contact in self.contacts.drain(..) {
             let mut probe = contact.probe();
             probe.at = self.clock.now();
             let event = self.detector.observe(&probe);
             let alerted = matches!(event, Event::Alert(_));
             let probe_events = self.settings.config.probe_events_per_second > 0;
-            if wants_response(&event, probe_events) {
+            let verdict = self.floods.absorb_event(&event);
+            if wants_response(&event, probe_events) && verdict != Some(Verdict::Counted) {
                 self.events.push(event);
             }
             // Only with an alert, once per source per window: never an amplifier.
@@ -491,6 +507,9 @@ impl Engine {
             }
         }
         self.dispatch_events();
+        if coalesce {
+            std::thread::sleep(COALESCE);
+        }
         Ok(())
     }
 
@@ -654,6 +673,7 @@ impl Engine {
                 .as_ref()
                 .map_or(0, |l| l.accept_failures()),
             commands_enabled: self.commands_enabled,
+            floods: self.floods.counts(),
         }
     }
 

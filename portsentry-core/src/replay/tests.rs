@@ -265,3 +265,59 @@ fn sources_are_listed_by_first_alert_and_skips_are_counted() {
     assert_eq!(other.probes, 1);
     assert!(report.summary.source(victim()).is_none());
 }
+
+#[test]
+fn batches_give_the_same_report_and_events_as_frame_by_frame() {
+    let config = Config {
+        scan_trigger: 2,
+        scan_window: Duration::from_secs(10),
+        ..Config::default()
+    };
+    let replay = Replay::builder(&config)
+        .keep_events(KeptEvents::All)
+        .build()
+        .unwrap();
+    let mut frames: Vec<Owned> = (0..100u32)
+        .map(|i| {
+            syn(
+                u64::from(i),
+                [198, 51, 100, (i % 7) as u8],
+                VICTIM,
+                [1, 11, 15, 79, 111][i as usize % 5],
+            )
+        })
+        .collect();
+    frames.push(udp(200, SCANNER, VICTIM, 7));
+    let mut garbage = syn(201, SCANNER, VICTIM, 1);
+    garbage.data.truncate(10);
+    frames.push(garbage);
+    fn frame(i: usize, f: &Owned) -> Frame<'_> {
+        Frame {
+            record: i as u64 + 1,
+            at: f.at,
+            link: LinkType::RawIp,
+            data: &f.data,
+            original_len: u32::try_from(f.data.len()).unwrap(),
+        }
+    }
+    let mut one_by_one = Vec::new();
+    let mut session = replay.session();
+    for (i, f) in frames.iter().enumerate() {
+        session.feed(&frame(i, f), |e| one_by_one.push(*e));
+    }
+    let expected = session.finish();
+    let mut batched = Vec::new();
+    let mut session = replay.session();
+    let mut batch = FrameBatch::new();
+    for (i, f) in frames.iter().enumerate() {
+        if !batch.push(&frame(i, f)) {
+            session.feed_batch(&batch, |e| batched.push(*e));
+            batch.clear();
+            assert!(batch.push(&frame(i, f)));
+        }
+    }
+    session.feed_batch(&batch, |e| batched.push(*e));
+    assert_eq!(session.finish(), expected);
+    assert_eq!(batched, one_by_one);
+    assert!(expected.summary.alerts() > 0);
+}

@@ -52,6 +52,10 @@ fn check_invariants(t: &Tracker) {
     }
     let indexed = t.index.iter().filter(|&&s| s != EMPTY).count();
     assert_eq!(indexed, seen);
+    for (pos, &s) in t.index.iter().enumerate() {
+        let bit = t.occupied[pos / 64] & (1 << (pos % 64)) != 0;
+        assert_eq!(bit, s != EMPTY, "occupancy bit of position {pos}");
+    }
     assert!(seen <= t.capacity);
     assert!(t.lists[PROTECTED].len <= t.protected_max);
 }
@@ -177,7 +181,10 @@ fn ipv4_mapped_sources_are_the_ipv4_source() {
     assert_eq!(t.len(), 1);
     let v6: IpAddr = "2001:db8::5".parse().unwrap();
     assert_eq!(t.record(v6, Protocol::Tcp, 1, secs(0)), below(1));
-    assert_eq!(t.len(), 2);
+    // A single probe sits in the first-probe tier, not in a full slot.
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.stats().first_probe_sources, 1);
+    assert_eq!(t.get_at(v6, secs(1)).map(|s| s.stored_ports), Some(1));
 }
 
 #[test]
@@ -185,7 +192,12 @@ fn forget_and_expire_drop_sources() {
     let mut t = tracker(8, 10, 5);
     for i in 0..4 {
         t.record(v4(i), Protocol::Tcp, 1, secs(u64::from(i)));
+        t.record(v4(i), Protocol::Tcp, 2, secs(u64::from(i)));
     }
+    // A first probe alone is forgotten too.
+    t.record(v4(50), Protocol::Tcp, 1, secs(3));
+    assert!(t.forget(v4(50)));
+    assert!(t.get_at(v4(50), secs(3)).is_none());
     assert!(t.forget(v4(0)));
     assert!(!t.forget(v4(0)));
     assert_eq!(t.len(), 3);
@@ -214,33 +226,47 @@ fn single_port_flood_never_evicts_a_protected_source() {
     assert_eq!(t.record(scanner, Protocol::Tcp, 3, secs(2)), below(3));
     assert_eq!(t.record(scanner, Protocol::Tcp, 4, secs(2)), crossed(4));
     let stats = t.stats();
-    assert_eq!(stats.tracked, cap);
-    assert!(stats.evicted_probation >= 100_000 - cap as u64);
+    // The flood never got a full slot: it went through the first-probe tier.
+    assert_eq!(stats.tracked, 1);
+    assert_eq!(stats.evicted_probation, 0);
+    assert!(stats.first_probe_generations >= 100_000 / (cap as u64 * 16));
     check_invariants(&t);
 }
 
 #[test]
-fn a_single_probe_survives_a_quarter_of_capacity_of_newcomers() {
+fn a_single_probe_survives_f_minus_one_newer_single_probes() {
     let cap = 40;
     let mut t = tracker(cap, 3600, 3);
-    // Fill protected with 30 two-port sources, then probation with single probes.
-    for i in 0..30u32 {
-        t.record(v4(1000 + i), Protocol::Tcp, 1, secs(0));
-        t.record(v4(1000 + i), Protocol::Tcp, 2, secs(0));
-    }
-    assert_eq!(t.protected_capacity(), 30);
+    let f = cap * FIRST_PROBES_PER_SLOT;
+    assert_eq!(t.stats().first_probe_capacity, f);
     let lone = v4(1);
-    t.record(lone, Protocol::Udp, 7, secs(1));
-    for i in 0..(cap - t.protected_capacity() - 1) as u32 {
+    assert_eq!(t.record(lone, Protocol::Udp, 7, secs(1)), below(1));
+    for i in 0..f as u32 {
         t.record(v4(5000 + i), Protocol::Udp, 7, secs(1));
     }
-    assert!(t.get(lone).is_some(), "survives ⌈cap/4⌉ − 1 newcomers");
-    t.record(v4(9999), Protocol::Udp, 7, secs(1));
-    assert!(
-        t.get(lone).is_none(),
-        "the next newcomer evicts the oldest single probe"
-    );
+    assert!(t.get_at(lone, secs(1)).is_some(), "survives F newcomers");
+    // Its second pair gives it a full slot with both pairs.
+    assert_eq!(t.record(lone, Protocol::Tcp, 9, secs(2)), below(2));
+    assert!(t.get(lone).unwrap().protected);
+    assert_eq!(t.stats().first_probe_overflows, 0);
+    // Another lone probe is forgotten once 2F newer ones have come.
+    let other = v4(2);
+    t.record(other, Protocol::Udp, 7, secs(3));
+    for i in 0..(2 * f) as u32 {
+        t.record(v4(100_000 + i), Protocol::Udp, 7, secs(3));
+    }
+    assert!(t.get_at(other, secs(3)).is_none());
+    assert_eq!(t.record(other, Protocol::Tcp, 9, secs(4)), below(1));
+    assert_eq!(t.len(), 1, "single probes never took a full slot");
     check_invariants(&t);
+}
+
+#[test]
+fn a_first_probe_older_than_the_window_does_not_count() {
+    let mut t = tracker(8, 10, 2);
+    assert_eq!(t.record(v4(1), Protocol::Tcp, 1, secs(0)), below(1));
+    assert_eq!(t.record(v4(1), Protocol::Tcp, 2, secs(10)), below(1));
+    assert_eq!(t.record(v4(1), Protocol::Tcp, 3, secs(19)), crossed(2));
 }
 
 #[test]
@@ -260,21 +286,36 @@ fn protected_overflow_demotes_the_least_recent_and_stale_entries_go_first() {
     );
     // Later, all evidence is stale: a newcomer takes the stale protected tail, not probation.
     t.record(v4(100), Protocol::Tcp, 1, secs(100));
+    t.record(v4(100), Protocol::Tcp, 2, secs(100));
     assert_eq!(t.stats().evicted_stale, 0, "a free slot was still there");
     t.record(v4(101), Protocol::Tcp, 1, secs(100));
+    t.record(v4(101), Protocol::Tcp, 2, secs(100));
     assert_eq!(t.stats().evicted_stale, 1);
-    assert!(t.get(v4(1)).is_none());
+    // v4(100)'s promotion demoted v4(1) too; the stale protected tail is now v4(2), and it
+    // goes before the demoted (probation) v4(0) and v4(1).
+    assert!(t.get(v4(2)).is_none());
+    assert!(t.get(v4(0)).is_some() && t.get(v4(1)).is_some());
     check_invariants(&t);
 }
 
 #[test]
 fn capacity_one_still_works() {
+    let mut t = tracker(1, 60, 1);
+    assert_eq!(t.record(v4(1), Protocol::Tcp, 1, secs(0)), crossed(1));
+    assert_eq!(t.record(v4(2), Protocol::Tcp, 1, secs(0)), crossed(1));
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        t.record(v4(2), Protocol::Tcp, 2, secs(0)),
+        Observation::Quiet
+    );
     let mut t = tracker(1, 60, 2);
     assert_eq!(t.record(v4(1), Protocol::Tcp, 1, secs(0)), below(1));
     assert_eq!(t.record(v4(2), Protocol::Tcp, 1, secs(0)), below(1));
-    assert_eq!(t.len(), 1);
+    assert_eq!(t.len(), 0);
     assert_eq!(t.record(v4(2), Protocol::Tcp, 2, secs(0)), crossed(2));
     assert_eq!(t.record(v4(3), Protocol::Tcp, 2, secs(0)), below(1));
+    assert_eq!(t.record(v4(3), Protocol::Tcp, 3, secs(0)), crossed(2));
+    assert_eq!(t.len(), 1);
     check_invariants(&t);
 }
 
@@ -290,8 +331,9 @@ fn crafted_collisions_are_capped_not_unbounded() {
         .take(MAX_PROBE_DISTANCE + 5)
         .collect();
     for (i, &a) in colliding.iter().enumerate() {
-        let obs = t.record(a, Protocol::Tcp, 1, secs(0));
-        assert_eq!(obs, below(1));
+        assert_eq!(t.record(a, Protocol::Tcp, 1, secs(0)), below(1));
+        let obs = t.record(a, Protocol::Tcp, 2, secs(0));
+        assert_eq!(obs, below(2));
         let tracked = t.get(a).is_some();
         assert_eq!(tracked, i <= MAX_PROBE_DISTANCE, "entry {i}");
     }
@@ -422,4 +464,56 @@ fn large_triggers_count_past_the_inline_hits() {
     assert_eq!(t.record(s, Protocol::Udp, 19, secs(2)), crossed(20));
     // Other sources' hits are separate.
     assert_eq!(t.record(v4(4), Protocol::Udp, 5, secs(2)), below(1));
+}
+
+#[test]
+fn defaults_keep_a_first_probe_through_a_million_newer_sources_in_32_mib() {
+    let defaults = crate::Config::default();
+    let mut t = Tracker::new(
+        defaults.max_tracked_sources,
+        defaults.scan_window,
+        5,
+        HashSeed::random(),
+    )
+    .unwrap();
+    let mib = t.memory_bytes() as f64 / f64::from(1 << 20);
+    assert!(mib <= 32.0, "{mib:.1} MiB");
+    assert_eq!(t.stats().memory_bytes, t.memory_bytes());
+    let scanner: IpAddr = "198.51.100.66".parse().unwrap();
+    let at = Timestamp::from_secs(1_000);
+    assert_eq!(t.record(scanner, Protocol::Tcp, 11, at), below(1));
+    for i in 0..1_000_000u32 {
+        t.record(v4(0x0A00_0000 + i), Protocol::Tcp, 11, at);
+    }
+    for (n, port) in [(2, 12), (3, 13), (4, 14)] {
+        assert_eq!(t.record(scanner, Protocol::Tcp, port, at), below(n));
+    }
+    assert_eq!(t.record(scanner, Protocol::Tcp, 15, at), crossed(5));
+    assert_eq!(t.stats().first_probe_overflows, 0);
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn pairs_at_lists_the_stored_pairs_inside_the_window() {
+    let mut t = tracker(8, 10, 20);
+    let s = v4(7);
+    for (port, at) in [(1, 0), (2, 1), (3, 5), (4, 6)] {
+        t.record(s, Protocol::Tcp, port, secs(at));
+    }
+    t.record(s, Protocol::Udp, 53, secs(6));
+    let mut pairs = Vec::new();
+    t.pairs_at(s, secs(10), &mut pairs);
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [
+            (Protocol::Tcp, 2),
+            (Protocol::Tcp, 3),
+            (Protocol::Tcp, 4),
+            (Protocol::Udp, 53)
+        ]
+    );
+    pairs.clear();
+    t.pairs_at(v4(8), secs(10), &mut pairs);
+    assert!(pairs.is_empty());
 }
