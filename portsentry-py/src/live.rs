@@ -17,6 +17,9 @@ use portsentry_core::engine::{
 const TURN_WAIT: Duration = Duration::from_millis(100);
 /// How many of the engine's messages are kept for `status()`.
 const KEPT_MESSAGES: usize = 200;
+/// How long a second `stop()` waits for the first one's engine shutdown (itself bounded by
+/// `STOP_TIMEOUT`).
+const SECOND_STOP_WAIT: Duration = Duration::from_secs(120);
 /// How long `status()` waits for the engine thread to take a snapshot.
 const STATUS_WAIT: Duration = Duration::from_secs(2);
 
@@ -162,10 +165,16 @@ impl Live {
     pub(crate) fn stop(&self) {
         self.shared.state.lock().stop = true;
         self.shared.changed.notify_all();
-        // Taken out first: a second caller returns at once (the first one waits).
+        // Taken out first, so that the lock is not held while joining; a second caller waits
+        // for the engine's end instead.
         let thread = self.thread.lock().take();
-        if let Some(thread) = thread {
-            let _ = thread.join();
+        match thread {
+            Some(thread) => {
+                let _ = thread.join();
+            }
+            None => {
+                self.wait(SECOND_STOP_WAIT);
+            }
         }
     }
 }

@@ -539,7 +539,8 @@ pub(crate) struct SensorStatus {
     tracker_capacity: usize,
     /// The blocked addresses.
     blocks: Vec<String>,
-    /// Blocks that failed (a failed command or blocking responder).
+    /// Alerts whose block was not recorded: a failed command or blocking responder, and
+    /// (as the library's block table counts them) alerts of a log-only response too.
     block_failures: u64,
     /// Alerts and releases dropped because the engine's response queue was full.
     dispatch_dropped: u64,

@@ -116,10 +116,13 @@ def main() -> None:
                       **status_dict(final)})
                 return
 
-    threading.Thread(target=commands, daemon=True).start()
+    answering = threading.Thread(target=commands, daemon=True)
+    answering.start()
     with sensor:
         for event in sensor.events(timeout=None):
             emit({"type": "event", **describe(event)})
+    # The iteration ends when "stop" closed it: let that command answer before exiting.
+    answering.join(timeout=30)
 
 
 if __name__ == "__main__":
