@@ -1,7 +1,7 @@
 """A two-namespace lab for the live ``Sensor`` tests, and the sensor's child process.
 
 The victim and attacker namespaces (unique names with this process's id) are joined by a
-veth pair: 203.0.113.1 / 2001:db8::1 (victim), 203.0.113.2 and 203.0.113.3 / 2001:db8::2
+veth pair: 203.0.113.1 and 2001:db8::1 (victim), 203.0.113.2, 203.0.113.3 and 2001:db8::2
 (attacker). Traffic goes only between them. The sensor runs in a child Python process under
 ``ip netns exec`` (``sensor_child.py``), which talks JSON lines on stdout and takes commands
 on stdin. Everything is removed at the end, also on failure; every process is ended by its
@@ -24,7 +24,9 @@ from typing import Any, Callable, Iterator, Optional
 import pytest
 
 VICTIM4 = "203.0.113.1"
+VICTIM6 = "2001:db8::1"
 ATTACKER4 = "203.0.113.2"
+ATTACKER6 = "2001:db8::2"
 SECOND4 = "203.0.113.3"
 CHILD = Path(__file__).with_name("sensor_child.py")
 
@@ -65,6 +67,8 @@ class Lab:
             ):
                 for addr in addrs:
                     ip("-n", ns, "addr", "add", addr, "dev", dev)
+                v6 = VICTIM6 if ns == self.victim else ATTACKER6
+                ip("-n", ns, "addr", "add", f"{v6}/64", "dev", dev, "nodad")
                 ip("-n", ns, "link", "set", dev, "up")
                 ip("-n", ns, "link", "set", "lo", "up")
         except BaseException:
@@ -89,13 +93,16 @@ class Lab:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 
-    def nmap(self, ports: str, source: Optional[str] = None) -> None:
-        """A SYN scan of the victim, bounded in retries and time."""
+    def nmap(self, ports: str, source: Optional[str] = None, target: str = VICTIM4) -> None:
+        """A SYN scan of the victim (IPv4, or IPv6 for an IPv6 target), bounded in retries
+        and time."""
         args = ["nmap", "-sS", "-Pn", "-n", "--max-retries", "0", "--host-timeout", "30s",
                 "-p", ports]
+        if ":" in target:
+            args.append("-6")
         if source is not None:
             args += ["-S", source, "-e", "pspya0"]
-        done = self.attacker_run(*args, VICTIM4, timeout=60)
+        done = self.attacker_run(*args, target, timeout=60)
         assert done.returncode == 0, done.stderr
 
     def sensor(self, scenario: str, state_dir: Path) -> "SensorChild":

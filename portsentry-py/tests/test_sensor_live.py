@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from netlab import ATTACKER4, SECOND4, Lab, needs_root_lab
+from netlab import ATTACKER4, ATTACKER6, SECOND4, VICTIM6, Lab, needs_root_lab
 
 PORTS = "1,11,15,79,111"
 
@@ -46,6 +46,11 @@ def test_nmap_scan_reaches_the_callable_and_the_iterator(tmp_path: Path) -> None
         assert status["frames"] >= 5
         assert status["responders"][0]["name"] == "collect"
         assert status["responders"][0]["calls"] == 1
+        # The same over IPv6.
+        lab.nmap(PORTS, target=VICTIM6)
+        call6 = sensor.wait_for(is_alert_from(ATTACKER6, "collect"), 20)
+        assert call6["scan"] == "syn" and call6["port"] in {1, 11, 15, 79, 111}
+        sensor.wait_for(is_alert_from(ATTACKER6), 10)
         stopped = sensor.stop()
         assert stopped["seconds"] < 1.0, stopped
         assert stopped["running"] is False
