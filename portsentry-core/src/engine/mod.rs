@@ -36,6 +36,10 @@
 //! 6. Every `RECONCILE_INTERVAL` (and at start and after a reload): re-apply the block table
 //!    to the firewall and remove what it does not know (module `reconcile`).
 //!
+//! An embedder adds its own responders with [`EngineOptions::extra`] (the Python binding's
+//! `Sensor` does, for Python callables): they join the configured ones in the same fan-out,
+//! so their outcomes take the same block path.
+//!
 //! At start the journal is read back: pending blocks are completed (re-applied, or undone
 //! when that fails), unfinished releases run again. [`Engine::shutdown`] waits at most
 //! `STOP_TIMEOUT` for queued actions and leaves the rest in the journal.
