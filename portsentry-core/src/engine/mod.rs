@@ -385,6 +385,15 @@ impl Engine {
         };
         let (fanout, commands_enabled) = engine.build_responders(&engine.settings.clone())?;
         engine.commands_enabled = commands_enabled;
+        // Commands a killed earlier run left behind must be over before its pending blocks
+        // are completed or undone (module `respond::orphans`).
+        let orphans = respond::orphans::end_orphaned_commands();
+        if orphans > 0 {
+            engine.messages.push(warning(format!(
+                "ended {orphans} command process(es) left running by an earlier run that was \
+                 killed; their blocks are completed or undone from the journal"
+            )));
+        }
         let (resumed, completing) = engine.restore_journal()?;
         engine.dispatcher = Some(spawn_dispatcher(fanout, &engine.settings.config, None)?);
         engine.report_watching();

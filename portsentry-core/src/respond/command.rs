@@ -159,8 +159,13 @@ fn run(mut cmd: Command, shown: &str, timeout: Duration) -> Result<ExitStatus, R
         .stderr(Stdio::piped())
         .process_group(0);
     // A command never outlives the daemon: its block's journal record decides what happens.
+    // The shell dies with it; what the shell started is ended at the next start.
     #[cfg(all(feature = "capture", target_os = "linux"))]
     crate::capture::kill_with_parent(&mut cmd);
+    cmd.env(
+        super::orphans::OWNER_VARIABLE,
+        super::orphans::own_identity(),
+    );
     let mut child = cmd.spawn().map_err(|source| ResponderError::Spawn {
         command: shown.to_owned(),
         source,

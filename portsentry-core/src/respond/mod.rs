@@ -79,6 +79,7 @@ pub mod history;
 pub mod hosts_deny;
 pub mod log;
 pub mod nft;
+pub(crate) mod orphans;
 pub mod probe_events;
 pub mod resolve;
 mod timefmt;
