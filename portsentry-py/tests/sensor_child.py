@@ -34,7 +34,7 @@ def describe(event: Any) -> dict[str, Any]:
             "mode": str(event.mode),
             "t": time.monotonic(),
         }
-    return {"kind": str(event.kind), "t": time.monotonic()}
+    return {"kind": str(event.kind), "address": str(event.address), "t": time.monotonic()}
 
 
 def collect(event: Any) -> None:
@@ -62,6 +62,9 @@ class Firewall(portsentry.Responder):
         if str(alert.probe.source) == "203.0.113.3":
             raise RuntimeError("cloud firewall refused")
 
+    def on_release(self, release: portsentry.Released) -> None:
+        emit({"type": "call", "responder": "firewall", **describe(release)})
+
 
 def status_dict(status: portsentry.SensorStatus) -> dict[str, Any]:
     names = [n for n in dir(status) if not n.startswith("_")]
@@ -80,11 +83,13 @@ def main() -> None:
     scenario, state_dir = sys.argv[1], sys.argv[2]
     responders: list[Any] = [collect]
     block = 0
+    block_timeout = None
     if scenario == "slow":
         responders = [raising, Sleeping(), collect]
     elif scenario == "blocking":
         responders = [Firewall(), collect]
         block = 1
+        block_timeout = 6.0
     try:
         sensor = portsentry.Sensor(
             modes=["stcp"],
@@ -96,6 +101,7 @@ def main() -> None:
             scan_trigger=2,
             block_tcp=block,
             block_udp=0,
+            block_timeout=block_timeout,
             max_tracked_sources=4096,
         )
         sensor.start()

@@ -175,6 +175,21 @@ def test_a_blocking_responder_decides_the_block_and_its_exception_fails_it(
         assert f"ERROR: Could not block host {SECOND4} !!" in log, log
         journal = (tmp_path / "portsentry.blocked").read_text()
         assert ATTACKER4 in journal and SECOND4 not in journal, journal
+
+        # BLOCK_TIMEOUT (6 s) ends the block: the responder undoes it, the iterator and the
+        # reporting responder hear of the release, the journal forgets it.
+        def released(item: dict[str, Any]) -> bool:
+            return item.get("kind") == "released" and item.get("address") == ATTACKER4
+
+        sensor.wait_for(lambda i: released(i) and i.get("responder") == "firewall", 15)
+        sensor.wait_for(lambda i: released(i) and i.get("responder") == "collect", 5)
+        sensor.wait_for(lambda i: released(i) and i["type"] == "event", 5)
+        assert sensor.status()["blocks"] == []
+        # The journal says "releasing" until the release's report is back on the engine.
+        deadline = time.monotonic() + 5
+        while ATTACKER4 in (tmp_path / "portsentry.blocked").read_text():
+            assert time.monotonic() < deadline, (tmp_path / "portsentry.blocked").read_text()
+            time.sleep(0.1)
         assert sensor.stop()["seconds"] < 1.0
 
 
