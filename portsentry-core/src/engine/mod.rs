@@ -36,6 +36,10 @@
 //! 6. Every `RECONCILE_INTERVAL` (and at start and after a reload): re-apply the block table
 //!    to the firewall and remove what it does not know (module `reconcile`).
 //!
+//! An embedder adds its own responders with [`EngineOptions::extra`] (the Python binding's
+//! `Sensor` does, for Python callables): they join the configured ones in the same fan-out,
+//! so their outcomes take the same block path.
+//!
 //! At start the journal is read back: pending blocks are completed (re-applied, or undone
 //! when that fails), unfinished releases run again. [`Engine::shutdown`] waits at most
 //! `STOP_TIMEOUT` for queued actions and leaves the rest in the journal.
@@ -195,10 +199,19 @@ pub struct Settings {
 /// rebuilt then).
 pub type LogFactory = Box<dyn FnMut() -> Box<dyn Responder> + Send>;
 
+/// Makes an embedder's extra responders (called at start and at every reload, like
+/// [`LogFactory`]). They join the configured ones in the same [`Fanout`] on the responder
+/// thread, so their results take the one block path: a failed [`Role::Block`](respond::Role)
+/// responder fails the block, a failed reporting one is reported as a [`Message`]. They are
+/// never disarmed by a permission finding (they do not come from a file).
+pub type ExtraResponders = Box<dyn FnMut() -> Vec<Box<dyn Responder>> + Send>;
+
 /// Options of an [`Engine`] that do not come from the configuration file.
 pub struct EngineOptions {
     /// Makes the log responder; `None` logs nothing but the history file.
     pub log: Option<LogFactory>,
+    /// Makes extra responders (the Python binding's callables); `None`: none.
+    pub extra: Option<ExtraResponders>,
     /// How often listening ports and host addresses are re-read (default 10 s).
     pub refresh_interval: Duration,
 }
@@ -207,6 +220,7 @@ impl std::fmt::Debug for EngineOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineOptions")
             .field("log", &self.log.is_some())
+            .field("extra", &self.extra.is_some())
             .field("refresh_interval", &self.refresh_interval)
             .finish()
     }
@@ -216,6 +230,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             log: None,
+            extra: None,
             refresh_interval: Duration::from_secs(10),
         }
     }
@@ -731,7 +746,12 @@ impl Engine {
     /// findings; returns it with whether commands are enabled.
     fn build_responders(&mut self, settings: &Settings) -> Result<(Fanout, bool), EngineError> {
         let log = self.options.log.as_mut().map(|make| make());
-        let (fanout, findings) = responders(settings, log).map_err(EngineError::Responders)?;
+        let (mut fanout, findings) = responders(settings, log).map_err(EngineError::Responders)?;
+        if let Some(make) = self.options.extra.as_mut() {
+            for responder in make() {
+                fanout.push_boxed(responder);
+            }
+        }
         for finding in &findings {
             self.messages.push(warning(format!("{finding}")));
         }
