@@ -18,6 +18,8 @@ use crate::vocab::{BLOCK_MODE, Message, config_error, messages_to_py};
 pub(crate) struct PyConfig {
     pub(crate) config: Config,
     warnings: Vec<Message>,
+    /// The file it was loaded from (`Config.load`), for the permission check of a `Sensor`.
+    pub(crate) path: Option<PathBuf>,
 }
 
 impl PyConfig {
@@ -25,6 +27,7 @@ impl PyConfig {
         Self {
             config,
             warnings: Vec::new(),
+            path: None,
         }
     }
 
@@ -32,6 +35,7 @@ impl PyConfig {
         Self {
             warnings: loaded.warnings.iter().map(Message::from).collect(),
             config: loaded.config,
+            path: None,
         }
     }
 }
@@ -84,7 +88,10 @@ impl PyConfig {
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         py.detach(|| Config::load(&path))
-            .map(Self::from_loaded)
+            .map(|loaded| Self {
+                path: Some(path.clone()),
+                ..Self::from_loaded(loaded)
+            })
             .map_err(|err| to_py_error(py, &err))
     }
 
@@ -108,6 +115,7 @@ impl PyConfig {
         Ok(Self {
             config,
             warnings: self.warnings.clone(),
+            path: self.path.clone(),
         })
     }
 

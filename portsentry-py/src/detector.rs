@@ -60,8 +60,27 @@ pub(crate) fn parse_address_entries(
         .map_err(|_| Message::argument(key, format!("expected addresses or networks, got {value}")))
 }
 
+/// The arguments a `Detector` and a `Sensor` share: applies the keyword `overrides` to
+/// `config` and parses `modes=` and `ignore=`; every problem is added to `problems`.
+pub(crate) fn detection_arguments(
+    config: &mut portsentry_core::Config,
+    modes: Option<&Bound<'_, PyAny>>,
+    ignore: Option<&Bound<'_, PyAny>>,
+    overrides: Option<&Bound<'_, PyDict>>,
+    problems: &mut Vec<Message>,
+) -> (Vec<Mode>, Vec<String>) {
+    problems.extend(apply_overrides(config, overrides));
+    let modes = parse_modes(modes)
+        .map_err(|m| problems.push(m))
+        .unwrap_or_default();
+    let ignore = parse_address_entries("ignore", ignore)
+        .map_err(|m| problems.push(m))
+        .unwrap_or_default();
+    (modes, ignore)
+}
+
 /// Checks that `responder` can be called: a `Responder` or any callable.
-fn check_responder(py: Python<'_>, responder: &Bound<'_, PyAny>) -> PyResult<()> {
+pub(crate) fn check_responder(py: Python<'_>, responder: &Bound<'_, PyAny>) -> PyResult<()> {
     if responder.is_instance(RESPONDER.get(py)?)? || responder.is_callable() {
         Ok(())
     } else {
@@ -73,7 +92,7 @@ fn check_responder(py: Python<'_>, responder: &Bound<'_, PyAny>) -> PyResult<()>
 }
 
 /// Calls one responder for one event.
-fn call_responder(
+pub(crate) fn call_responder(
     py: Python<'_>,
     responder: &Bound<'_, PyAny>,
     method: &str,
@@ -109,13 +128,9 @@ impl PyDetector {
     ) -> PyResult<Self> {
         let mut config =
             config.map_or_else(portsentry_core::Config::default, |c| c.get().config.clone());
-        let mut problems = apply_overrides(&mut config, overrides);
-        let modes = parse_modes(modes)
-            .map_err(|m| problems.push(m))
-            .unwrap_or_default();
-        let ignore = parse_address_entries("ignore", ignore)
-            .map_err(|m| problems.push(m))
-            .unwrap_or_default();
+        let mut problems = Vec::new();
+        let (modes, ignore) =
+            detection_arguments(&mut config, modes, ignore, overrides, &mut problems);
         if !problems.is_empty() {
             return Err(config_error(py, &problems, &[]));
         }

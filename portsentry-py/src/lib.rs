@@ -4,14 +4,19 @@
 //! The string enums, `Located` and the exception classes are plain Python
 //! (`python/portsentry/_types.py`); [`vocab`] builds them from Rust values.
 
+mod callback;
 mod config;
 mod detector;
 mod engine;
 mod event;
+mod event_queue;
 mod link;
+mod live;
+mod log_lines;
 mod probe;
 mod replay;
 mod report;
+mod sensor;
 mod vocab;
 
 use pyo3::prelude::*;
@@ -34,6 +39,8 @@ mod _portsentry {
     use super::replay::{replay, replay_report};
     #[pymodule_export]
     use super::report::{PyPorts, PyReplayReport, PyReplaySummary, PySourceReport};
+    #[pymodule_export]
+    use super::sensor::{PySensor, ResponderStatus, SensorEvents, SensorStatus};
 
     use pyo3::prelude::*;
 

@@ -55,6 +55,7 @@ pub(crate) static CAPTURE_FILE_ERROR: PyClassRef = PyClassRef::new("CaptureFileE
 pub(crate) static RESPONDER_ERROR: PyClassRef = PyClassRef::new("ResponderError");
 pub(crate) static RESPONDER_FAILURE: PyClassRef = PyClassRef::new("ResponderFailure");
 pub(crate) static RESPONDER: PyClassRef = PyClassRef::new("Responder");
+pub(crate) static SENSOR_ERROR: PyClassRef = PyClassRef::new("SensorError");
 
 /// A problem or warning as it is found in a file, before it becomes a Python `Located`.
 #[derive(Debug, Clone)]
@@ -143,6 +144,11 @@ fn build_error(
 /// `ArgumentError(message)`.
 pub(crate) fn argument_error(py: Python<'_>, message: &str) -> PyErr {
     build_error(py, &ARGUMENT_ERROR, message, |_| Ok(()))
+}
+
+/// `SensorError(message)`: a live sensor cannot start or go on.
+pub(crate) fn sensor_error(py: Python<'_>, message: &str) -> PyErr {
+    build_error(py, &SENSOR_ERROR, message, |_| Ok(()))
 }
 
 /// `ConfigError` locating the first of `problems` and listing all of them.

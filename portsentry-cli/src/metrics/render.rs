@@ -205,6 +205,13 @@ fn blocks(out: &mut Families, status: &EngineStatus) -> anyhow::Result<()> {
         &[],
         [(vec![], to_u64(b.pending))],
     )?;
+    out.counter(
+        "portsentry_reconcile_runs_total",
+        "Reconciliations of the firewall with the block table (at start, after a reload and \
+         every RECONCILE_INTERVAL).",
+        &[],
+        [(vec![], status.reconcile_runs)],
+    )?;
     out.gauge(
         "portsentry_blocks_releasing",
         "Sources whose block is being released now.",

@@ -102,6 +102,8 @@ fn metrics_are_scraped_checked_by_promtool_and_move_with_scans() {
     });
     assert!(moved, "the counters did not move:\n{after}");
     assert!(sample(&after, "portsentry_alerts_total").is_some_and(|n| n >= 1.0));
+    // The reconciliation at start counts.
+    assert!(sample(&after, "portsentry_reconcile_runs_total").is_some_and(|n| n >= 1.0));
     assert_eq!(promtool_check(&after), "", "promtool on:\n{after}");
 
     // The textfile, read by Debian's node_exporter through its textfile collector.

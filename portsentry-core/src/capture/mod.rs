@@ -44,7 +44,7 @@ use crate::Timestamp;
 
 pub(crate) use sys::{
     DATAGRAM_BATCH, Datagram, DatagramBatch, enable_packet_info, force_receive_buffer,
-    interface_addresses, kill_with_parent, poll,
+    interface_addresses, poll,
 };
 
 /// `PACKET_HOST`: the frame was addressed to this host.

@@ -563,32 +563,3 @@ fn packet_info_destination(header: &libc::msghdr) -> Option<IpAddr> {
     }
     None
 }
-
-/// Makes the process that `command` starts receive `SIGKILL` when the thread that starts it
-/// ends (`PR_SET_PDEATHSIG`), also when the daemon itself is killed with `SIGKILL`.
-///
-/// A blocking command still running when the daemon dies would otherwise finish on its own
-/// after the next start has already decided about its block (completed it, or undone it):
-/// a firewall entry the block table no longer knows. Dying with the daemon, the command
-/// either had its effect before the daemon died (and the journal's pending record makes the
-/// next start complete or undo it) or never has it.
-pub(crate) fn kill_with_parent(command: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    let parent = std::process::id();
-    // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe functions may be called: it calls `prctl` and `getppid` (both
-    // system calls without allocation or locks) and builds an `io::Error` from a raw code or
-    // a static kind, which does not allocate.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died between fork and prctl: then no signal comes.
-            if u32::try_from(libc::getppid()).ok() != Some(parent) {
-                return Err(io::Error::from(io::ErrorKind::Interrupted));
-            }
-            Ok(())
-        });
-    }
-}

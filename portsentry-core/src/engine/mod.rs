@@ -36,6 +36,10 @@
 //! 6. Every `RECONCILE_INTERVAL` (and at start and after a reload): re-apply the block table
 //!    to the firewall and remove what it does not know (module `reconcile`).
 //!
+//! An embedder adds its own responders with [`EngineOptions::extra`] (the Python binding's
+//! `Sensor` does, for Python callables): they join the configured ones in the same fan-out,
+//! so their outcomes take the same block path.
+//!
 //! At start the journal is read back: pending blocks are completed (re-applied, or undone
 //! when that fails), unfinished releases run again. [`Engine::shutdown`] waits at most
 //! `STOP_TIMEOUT` for queued actions and leaves the rest in the journal.
@@ -197,10 +201,19 @@ pub struct Settings {
 /// rebuilt then).
 pub type LogFactory = Box<dyn FnMut() -> Box<dyn Responder> + Send>;
 
+/// Makes an embedder's extra responders (called at start and at every reload, like
+/// [`LogFactory`]). They join the configured ones in the same [`Fanout`] on the responder
+/// thread, so their results take the one block path: a failed [`Role::Block`](respond::Role)
+/// responder fails the block, a failed reporting one is reported as a [`Message`]. They are
+/// never disarmed by a permission finding (they do not come from a file).
+pub type ExtraResponders = Box<dyn FnMut() -> Vec<Box<dyn Responder>> + Send>;
+
 /// Options of an [`Engine`] that do not come from the configuration file.
 pub struct EngineOptions {
     /// Makes the log responder; `None` logs nothing but the history file.
     pub log: Option<LogFactory>,
+    /// Makes extra responders (the Python binding's callables); `None`: none.
+    pub extra: Option<ExtraResponders>,
     /// How often listening ports and host addresses are re-read (default 10 s).
     pub refresh_interval: Duration,
 }
@@ -209,6 +222,7 @@ impl std::fmt::Debug for EngineOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineOptions")
             .field("log", &self.log.is_some())
+            .field("extra", &self.extra.is_some())
             .field("refresh_interval", &self.refresh_interval)
             .finish()
     }
@@ -218,6 +232,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             log: None,
+            extra: None,
             refresh_interval: Duration::from_secs(10),
         }
     }
@@ -253,6 +268,8 @@ pub struct EngineStatus {
     pub commands_enabled: bool,
     /// Repeats of known sources: counted, noticed, summarised (see [`crate::flood`]).
     pub floods: FloodCounts,
+    /// Reconciliations run so far (at start, after reloads and every `RECONCILE_INTERVAL`).
+    pub reconcile_runs: u64,
 }
 
 /// The live detector; see the [module docs](self).
@@ -294,6 +311,8 @@ pub struct Engine {
     limit_log: LimitLog,
     /// When the next reconciliation is due; `None`: only at start and reload.
     next_reconcile: Option<Instant>,
+    /// Reconciliations run so far.
+    reconcile_runs: u64,
     options: EngineOptions,
     facts: HostFacts,
     listening: ListeningPorts,
@@ -357,6 +376,7 @@ impl Engine {
             noticed: HashSet::new(),
             limit_log: LimitLog::new(),
             next_reconcile: None,
+            reconcile_runs: 0,
             banner: banner_bytes(&settings.config),
             banner_gate: BannerGate::new(settings.config.scan_window),
             settings,
@@ -692,6 +712,7 @@ impl Engine {
                 .map_or(0, |l| l.accept_failures()),
             commands_enabled: self.commands_enabled,
             floods: self.floods.counts(),
+            reconcile_runs: self.reconcile_runs,
         }
     }
 
@@ -748,7 +769,12 @@ impl Engine {
     /// findings; returns it with whether commands are enabled.
     fn build_responders(&mut self, settings: &Settings) -> Result<(Fanout, bool), EngineError> {
         let log = self.options.log.as_mut().map(|make| make());
-        let (fanout, findings) = responders(settings, log).map_err(EngineError::Responders)?;
+        let (mut fanout, findings) = responders(settings, log).map_err(EngineError::Responders)?;
+        if let Some(make) = self.options.extra.as_mut() {
+            for responder in make() {
+                fanout.push_boxed(responder);
+            }
+        }
         for finding in &findings {
             self.messages.push(warning(format!("{finding}")));
         }

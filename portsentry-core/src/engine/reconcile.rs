@@ -29,6 +29,7 @@ use crate::respond::{self, BlockStatus, ReapplyReport};
 impl Engine {
     /// Re-applies every block in force now, and schedules the next reconciliation.
     pub(super) fn reconcile(&mut self) {
+        self.reconcile_runs += 1;
         self.next_reconcile = self
             .settings
             .config

@@ -588,3 +588,52 @@ fn a_restored_block_that_cannot_be_re_added_to_nftables_is_reported() {
     );
     engine.shutdown();
 }
+
+/// An embedder's extra responders are made at start and again at each reload, and run on
+/// the responder thread with the configured ones (here: the notice of an ignored loopback
+/// connection reaches them).
+#[test]
+fn extra_responders_are_made_at_start_and_reload_and_hear_events() {
+    struct Notices(Arc<Mutex<Vec<String>>>);
+    impl Responder for Notices {
+        fn name(&self) -> &str {
+            "extra"
+        }
+        fn on_alert(&mut self, _ctx: &AlertContext<'_>) -> Result<Outcome, ResponderError> {
+            Ok(Outcome::Reported)
+        }
+        fn on_notice(&mut self, notice: &respond::Notice<'_>) -> Result<(), ResponderError> {
+            if let respond::Notice::Ignored { probe, .. } = notice {
+                self.0.lock().unwrap().push(probe.source.to_string());
+            }
+            Ok(())
+        }
+    }
+    let dir = scratch("extra");
+    let port = free_port();
+    let text = format!("TCP_PORTS=\"{port}\"\nBLOCKED_FILE=\"blocked\"\n");
+    let s = settings(dir.path(), &text);
+    let sources = Sources::open(&[Mode::Tcp], &s.config, None).unwrap();
+    let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (counter, sink) = (Arc::clone(&made), Arc::clone(&seen));
+    let options = EngineOptions {
+        extra: Some(Box::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            vec![Box::new(Notices(Arc::clone(&sink))) as Box<dyn Responder>]
+        })),
+        ..EngineOptions::default()
+    };
+    let mut engine = Engine::start(sources, s, options).unwrap();
+    assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 1);
+    engine.reload(settings(dir.path(), &text)).unwrap();
+    assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().is_empty() && Instant::now() < deadline {
+        engine.turn(Duration::from_millis(50)).unwrap();
+    }
+    drop(stream);
+    assert_eq!(*seen.lock().unwrap(), ["127.0.0.1"]);
+    engine.shutdown();
+}

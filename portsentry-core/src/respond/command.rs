@@ -12,8 +12,9 @@
 //! Shell commands run through `/bin/sh -c` because the configurations people already have use
 //! pipes and redirections. Each runs in its own process group with stdin from `/dev/null`
 //! and stdout discarded; stderr is captured (up to 4 KiB) into the error. A command that
-//! exceeds its time limit has its whole process group killed, and a command dies with the
-//! daemon (`PR_SET_PDEATHSIG`), so none finishes after a crash. Success means exit status 0:
+//! exceeds its time limit has its whole process group killed, and one left running by a
+//! killed daemon is ended when the daemon starts again ([`super::orphans`]). Success means
+//! exit status 0:
 //! unlike PortSentry, a failing or missing command (status 127) is a failed block.
 //! Prefer the [`NftSet`](super::NftSet) responder where you can: it runs `nft` with argv,
 //! no shell involved.
@@ -158,10 +159,8 @@ fn run(mut cmd: Command, shown: &str, timeout: Duration) -> Result<ExitStatus, R
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0);
-    // A command never outlives the daemon: its block's journal record decides what happens.
-    // The shell dies with it; what the shell started is ended at the next start.
-    #[cfg(all(feature = "capture", target_os = "linux"))]
-    crate::capture::kill_with_parent(&mut cmd);
+    // A command left running by a killed daemon is ended at the next start, before its
+    // block's journal record is acted on (see `orphans`).
     cmd.env(
         super::orphans::OWNER_VARIABLE,
         super::orphans::own_identity(),

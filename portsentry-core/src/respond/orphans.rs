@@ -4,9 +4,8 @@
 //! A block's journal record is written as pending before its command runs, so whatever the
 //! command did before the daemon died, the next start completes or undoes that block. That
 //! holds only if the command is over by then: a `KILL_ROUTE` still running when the daemon is
-//! killed (its shell dies with the daemon, see `PR_SET_PDEATHSIG` in the command runner, but
-//! not what the shell started) could add its route *after* the next start undid the block,
-//! leaving a firewall entry that no table knows.
+//! killed runs on, and could add its route *after* the next start undid the block, leaving a
+//! firewall entry that no table knows.
 //!
 //! So every command carries, in its environment, the identity of the process that started
 //! it ([`OWNER_VARIABLE`]: its pid and its start time, which together never repeat), and

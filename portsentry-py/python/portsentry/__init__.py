@@ -15,7 +15,10 @@ classes. The names mirror the Rust ones::
 * ``replay(path, config, modes, own_addresses=..., listening_tcp=...)`` over pcap and pcapng
   files (the library's offline replay: log only), and ``replay_report(...)`` for the events
   with a ``ReplaySummary`` (frames, probes, skips, alerting sources and their ports);
-* every error is a ``PortsentryError``.
+* ``Sensor(config, modes=..., responders=[...])``: the daemon's live engine (capture with the
+  kernel filter, connect listeners, block table) on its own threads, calling Python responders;
+  ``with Sensor(...) as s: for event in s.events(timeout=1.0): ...``, ``s.status()``;
+* every error is a ``PortsentryError`` (a missing capability is a ``PermissionError``).
 """
 
 from portsentry._portsentry import (
@@ -33,6 +36,10 @@ from portsentry._portsentry import (
     Released,
     ReplayReport,
     ReplaySummary,
+    ResponderStatus,
+    Sensor,
+    SensorEvents,
+    SensorStatus,
     SourceReport,
     __version__,
     classify,
@@ -54,6 +61,7 @@ from portsentry._types import (
     ResponderError,
     ResponderFailure,
     ScanKind,
+    SensorError,
 )
 
 __all__ = [
@@ -84,7 +92,12 @@ __all__ = [
     "Responder",
     "ResponderError",
     "ResponderFailure",
+    "ResponderStatus",
     "ScanKind",
+    "Sensor",
+    "SensorError",
+    "SensorEvents",
+    "SensorStatus",
     "SourceReport",
     "__version__",
     "classify",

@@ -228,12 +228,26 @@ class ResponderError(PortsentryError):
         self.failures = tuple(failures)
 
 
+class SensorError(PortsentryError):
+    """A live ``Sensor`` cannot start (other than for missing privileges, which is a
+    ``PermissionError``) or was used out of order."""
+
+
 class Responder:
     """Base class for responders with separate alert and release handlers.
 
-    Register an instance with ``Detector(responders=[...])`` or ``Detector.add_responder``.
-    Any plain callable works too: it receives every ``Alert`` and ``Released`` event.
+    Register an instance with ``Detector(responders=[...])``, ``Detector.add_responder`` or
+    ``Sensor(responders=[...])``. Any plain callable works too: it receives every ``Alert``
+    and ``Released`` event.
+
+    On a ``Sensor``, a subclass that sets ``blocking = True`` is a blocking responder: the
+    source counts as blocked only when its ``on_alert`` returned (an exception, or no return
+    within the sensor's ``callback_timeout``, is a failed block and the source may alert
+    again), and ``on_release`` is its undo.
     """
+
+    blocking: bool = False
+    """On a ``Sensor``: whether this responder's success decides that a source is blocked."""
 
     def on_alert(self, alert: Alert) -> None:
         """Called for each alert. The default does nothing."""
@@ -257,4 +271,5 @@ __all__ = [
     "ResponderError",
     "ResponderFailure",
     "ScanKind",
+    "SensorError",
 ]
