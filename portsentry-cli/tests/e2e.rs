@@ -1263,8 +1263,10 @@ fn crash_injection_leaves_no_orphan_route_and_no_unenforced_block() {
     let mut seed = u64::from(std::process::id());
     let mut kills = 0;
     let mut checked_with_blocks = 0;
+    let mut previous = String::new();
     while kills < 50 {
         assert!(began.elapsed() < Duration::from_secs(170), "too slow");
+        let journal_before = lab.read("blocked");
         let mut daemon = Daemon::start(&lab, &config, &["-stcp"]);
         // Every restart converges: routes = unexpired table, within one interval (3 s; plus
         // 3 s of slack for a loaded 2-core machine: re-applying a command block runs its
@@ -1272,7 +1274,7 @@ fn crash_injection_leaves_no_orphan_route_and_no_unenforced_block() {
         let ok = wait_until(Duration::from_secs(3 + 3), || routes_match_journal(&lab));
         assert!(
             ok,
-            "after restart {kills}: routes {:?} vs journal {:?}\n{}",
+            "after restart {kills}: routes {:?} vs journal {:?}\n{}\nJOURNAL BEFORE:\n{journal_before}\nPREVIOUS:\n{previous}",
             blackholes(&lab),
             journal(&lab),
             daemon.output()
@@ -1288,6 +1290,7 @@ fn crash_injection_leaves_no_orphan_route_and_no_unenforced_block() {
         std::thread::sleep(Duration::from_millis(seed % 700));
         daemon.signal("-KILL");
         let _ = daemon.child.wait();
+        previous = daemon.output();
         std::fs::remove_file(&gate).unwrap();
         kills += 1;
     }

@@ -67,17 +67,44 @@ fn owner_of(pid: u32) -> Option<String> {
 
 #[cfg(all(feature = "capture", feature = "procfs", target_os = "linux"))]
 /// Ends (`SIGKILL`) every process whose [`OWNER_VARIABLE`] names a process that no longer
-/// runs; returns how many were ended.
+/// runs, and waits (at most a few seconds) until they have exited; returns how many were
+/// ended.
 ///
 /// Each process is opened as a pidfd before its environment is read, and the signal goes
-/// through that pidfd, so a pid reused meanwhile is never signalled. Processes whose
-/// environment cannot be read (another user's, without root) are skipped.
+/// through that pidfd, so a pid reused meanwhile is never signalled. Waiting for the exit
+/// matters: a process killed inside a system call (a route being added) finishes that call
+/// before it dies. A killed shell may have started a child after the listing of `/proc`
+/// passed it, so the listing is repeated until it finds none (a few rounds at most).
+/// Processes whose environment cannot be read (another user's, without root) are skipped.
+#[cfg(all(feature = "capture", feature = "procfs", target_os = "linux"))]
 pub(crate) fn end_orphaned_commands() -> usize {
+    let mut ended = 0;
+    for _ in 0..MAX_ROUNDS {
+        let killed = kill_orphans();
+        if killed.is_empty() {
+            break;
+        }
+        ended += killed.len();
+        wait_for_exit(&killed, EXIT_WAIT);
+    }
+    ended
+}
+
+/// How many times [`end_orphaned_commands`] lists `/proc` at most.
+#[cfg(all(feature = "capture", feature = "procfs", target_os = "linux"))]
+const MAX_ROUNDS: usize = 5;
+/// How long [`end_orphaned_commands`] waits for the processes of one round to exit.
+#[cfg(all(feature = "capture", feature = "procfs", target_os = "linux"))]
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One pass over `/proc`: the pidfds of the processes signalled.
+#[cfg(all(feature = "capture", feature = "procfs", target_os = "linux"))]
+fn kill_orphans() -> Vec<OwnedFd> {
     let Ok(entries) = fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
     let own = own_identity();
-    let mut ended = 0;
+    let mut killed = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -96,10 +123,33 @@ pub(crate) fn end_orphaned_commands() -> usize {
             continue;
         }
         if rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL).is_ok() {
-            ended += 1;
+            killed.push(pidfd);
         }
     }
-    ended
+    killed
+}
+
+/// Waits until every process of `pidfds` has exited (a pidfd polls readable then), at most
+/// `limit`.
+#[cfg(all(feature = "capture", feature = "procfs", target_os = "linux"))]
+fn wait_for_exit(pidfds: &[OwnedFd], limit: std::time::Duration) {
+    use std::os::fd::AsRawFd;
+    let deadline = std::time::Instant::now() + limit;
+    let mut waiting: Vec<libc::pollfd> = pidfds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    while !waiting.is_empty() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || crate::capture::poll(&mut waiting, left).is_err() {
+            return;
+        }
+        waiting.retain(|p| p.revents == 0);
+    }
 }
 
 #[cfg(all(feature = "capture", feature = "procfs", target_os = "linux"))]
