@@ -49,6 +49,9 @@ fn owner_alive(identity: &str) -> bool {
         return false;
     };
     match (pid.parse::<u32>(), start.parse::<u64>()) {
+        // An owner that could not read its own start time (0) is taken as alive while its
+        // pid exists: never end a running daemon's command on a guess.
+        (Ok(pid), Ok(0)) => start_time(pid).is_some(),
         (Ok(pid), Ok(start)) => start_time(pid) == Some(start),
         _ => false,
     }
